@@ -141,6 +141,14 @@ class TrackTimeline:
         self._starts.append(entry.decode_time)
         self.version += 1
 
+    def replace(self, entry: FragmentEntry) -> None:
+        """Swap the entry at ``entry.decode_time`` (a real fragment replacing filler)."""
+        i = bisect.bisect_left(self._starts, entry.decode_time)
+        if i >= len(self._starts) or self._starts[i] != entry.decode_time:
+            raise ValueError(f"no entry at decode_time {entry.decode_time}")
+        self._entries[i] = entry
+        self.version += 1
+
     def find(self, decode_time: int) -> FragmentEntry | None:
         i = bisect.bisect_left(self._starts, decode_time)
         if i < len(self._starts) and self._starts[i] == decode_time:

@@ -1,0 +1,40 @@
+# Headwater. `make run` and `make test` set everything up themselves (see scripts/setup.sh).
+SHELL := /bin/bash
+PY ?= python3
+PORT ?= 8080
+
+.PHONY: setup run serve test lint typecheck unit e2e bench fuzz clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	@bash scripts/run-demo.sh $(PORT)
+
+serve: setup
+	headwater serve --port $(PORT)
+
+lint:
+	ruff check services tests fuzz bench
+	ruff format --check services tests fuzz bench
+
+typecheck:
+	mypy
+
+unit:
+	$(PY) -m pytest -q -m "not e2e"
+
+e2e:
+	$(PY) -m pytest -q -m e2e
+
+test: setup lint typecheck
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m bench.run
+
+fuzz: setup
+	$(PY) fuzz/fuzz_reader.py -runs=200000
+
+clean:
+	rm -rf .headwater-data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,65 @@
+"""The ``headwater`` command."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+from services.settings import Settings
+
+
+def _parser(defaults: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="headwater", description="Headwater live-streaming origin")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve",
+        help="run one node with every role (ingest, packager, control API)",
+        description="Every flag can also be set as HEADWATER_<NAME> (e.g. HEADWATER_PORT=8080).",
+    )
+    serve.add_argument("--host", default=defaults.host, help="listen address [HEADWATER_HOST]")
+    serve.add_argument("--port", type=int, default=defaults.port, help="listen port [HEADWATER_PORT]")
+    serve.add_argument("--store", default=defaults.store, choices=["embedded"], help="[HEADWATER_STORE]")
+    serve.add_argument("--data-dir", type=Path, default=defaults.data_dir, help="[HEADWATER_DATA_DIR]")
+    serve.add_argument(
+        "--idle-timeout-s", type=float, default=defaults.idle_timeout_s, help="[HEADWATER_IDLE_TIMEOUT_S]"
+    )
+    serve.add_argument("--no-auto-create", action="store_true", help="[HEADWATER_AUTO_CREATE=0]")
+    serve.add_argument("--log-level", default=defaults.log_level, help="[HEADWATER_LOG_LEVEL]")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    defaults = Settings.from_env()
+    args = _parser(defaults).parse_args(argv)
+    if args.command == "serve":
+        settings = dataclasses.replace(
+            defaults,
+            host=args.host,
+            port=args.port,
+            store=args.store,
+            data_dir=args.data_dir,
+            idle_timeout_s=args.idle_timeout_s,
+            auto_create=defaults.auto_create and not args.no_auto_create,
+            log_level=args.log_level,
+        )
+        serve(settings)
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn  # noqa: PLC0415 - only the serve command needs the server
+
+    from services.node import create_app  # noqa: PLC0415
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+        timeout_keep_alive=30,
+    )

@@ -1,0 +1,223 @@
+"""Ingest service: which channel and track a request feeds, and the commit of headers and fragments.
+
+No HTTP here: ``app.IngestApp`` feeds request bytes through a ``CmafReader`` and hands the events to a
+``TrackWriter``, which validates them against the stored timeline and commits them one by one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.ingest.errors import BadTimeline, NotCmafTrack, UnknownChannel
+from services.ingest.manifest import IngestManifest, parse_ingest_manifest
+from services.shared.channels import ChannelConfig, TrackRecord, validate_name
+from services.shared.media.errors import MissingHeader
+from services.shared.media.models import CmafFragment, CmafHeader, TrackInfo
+from services.shared.media.reader import CmafReader, HeaderReceived
+from services.shared.metrics import Metrics
+from services.shared.signal import Signal
+from services.shared.store.base import CommitResult, Store
+from services.shared.timeline import FragmentEntry, Placement, place_fragment
+
+MANIFEST_META_KEY = "ingest.mpd"
+_STREAMS = re.compile(r"Streams\(([^)/]*)\)")
+_MEDIA_EXTENSIONS = (".cmfv", ".cmfa", ".cmft", ".cmfm", ".mp4", ".m4s", ".m4v", ".m4a", ".isml", ".ismv")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _strip_extension(name: str) -> str:
+    for ext in _MEDIA_EXTENSIONS:
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def track_from_path(path: str, manifest: IngestManifest | None) -> str:
+    """Track name of a request: ``Streams(<name>)``, else the posted MPD's match, else dir or stem."""
+    streams = _STREAMS.search(path)
+    if streams:
+        return validate_name("track", _strip_extension(streams.group(1)))
+    if manifest is not None:
+        rep = manifest.track_for(path)
+        if rep is not None:
+            return validate_name("track", rep)
+    directory, _, filename = path.rpartition("/")
+    if directory:
+        return validate_name("track", directory.rsplit("/", 1)[-1])
+    return validate_name("track", _strip_extension(filename).split(".", 1)[0])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestSettings:
+    auto_create: bool = True  # create a channel on its first ingest (only without auth)
+    idle_timeout_s: float = 10.0  # a sender silent this long mid-body is cut off (408)
+
+
+@dataclass(slots=True, kw_only=True)
+class TrackWriter:
+    """Commits one track's CMAF header and fragments, validated against the stored timeline."""
+
+    store: Store
+    signal: Signal
+    metrics: Metrics
+    channel: ChannelConfig
+    track: str
+    header: CmafHeader | None
+    clock_ms: Callable[[], int] = _now_ms
+    committed: int = 0
+    duplicates: int = 0
+    _record: TrackRecord | None = field(default=None)
+
+    def reader(self) -> CmafReader:
+        return CmafReader(max_box_bytes=self.channel.max_object_bytes, header=self.header)
+
+    async def on_header(self, header: CmafHeader) -> None:
+        if len(header.tracks) != 1:
+            raise NotCmafTrack(f"a CMAF header carries exactly one track; this moov has {len(header.tracks)}")
+        record = TrackRecord(
+            channel=self.channel.name, name=self.track, info=header.tracks[0], created_ms=self.clock_ms()
+        )
+        await self.store.put_track(record, header.data, ttl_s=self.channel.init_ttl_s)
+        self.header, self._record = header, record
+
+    async def on_fragment(self, fragment: CmafFragment, received_ns: int) -> CommitResult:
+        info = self._track_info()
+        if fragment.track_id != info.track_id:
+            raise BadTimeline(f"traf track_ID {fragment.track_id} is not the header's {info.track_id}")
+        if not fragment.samples:
+            raise BadTimeline("trun carries no samples")
+        timeline = await self.store.get_timeline(self.channel.name, self.track)
+        existing = timeline.find(fragment.decode_time)
+        if existing is not None and not (existing.filler and not fragment.is_filler):
+            self.duplicates += 1
+            return CommitResult.DUPLICATE
+        entry = self._entry(fragment, existing, timeline.last, info.timescale)
+        await self._ensure_epoch(fragment, info.timescale)
+        result = await self.store.commit_fragment(
+            self.channel.name, self.track, entry, fragment.data, ttl_s=self.channel.segment_ttl_s
+        )
+        if result is CommitResult.DUPLICATE:
+            self.duplicates += 1
+        else:
+            self.committed += 1
+            self.signal.notify(self.channel.name)
+            self.metrics.observe_publish(time.perf_counter_ns() - received_ns, fragment.size)
+        return result
+
+    def _track_info(self) -> TrackInfo:
+        if self.header is None:
+            raise MissingHeader(
+                f"no CMAF header received for track {self.track!r}: send the init segment first"
+            )
+        return self.header.tracks[0]
+
+    def _entry(
+        self, fragment: CmafFragment, existing: FragmentEntry | None, last: FragmentEntry | None, timescale: int
+    ) -> FragmentEntry:
+        if existing is not None:  # a real fragment replacing "slat" filler keeps its place
+            if fragment.duration_ticks != existing.duration_ticks:
+                raise BadTimeline(
+                    f"fragment replacing filler at tfdt {fragment.decode_time} lasts "
+                    f"{fragment.duration_ticks} ticks, the filler {existing.duration_ticks}"
+                )
+            placement = Placement(
+                segment_number=existing.segment_number,
+                segment_start=existing.segment_start,
+                part_number=existing.part_number,
+            )
+        else:
+            if last is not None and fragment.decode_time < last.end_time:
+                raise BadTimeline(
+                    f"tfdt baseMediaDecodeTime {fragment.decode_time} overlaps or goes back: "
+                    f"the track's last fragment ends at {last.end_time}"
+                )
+            placement = place_fragment(
+                last,
+                decode_time=fragment.decode_time,
+                independent=fragment.starts_with_keyframe,
+                target_ticks=self.channel.segment_duration_ms * timescale // 1000,
+            )
+        return FragmentEntry(
+            decode_time=fragment.decode_time,
+            duration_ticks=fragment.duration_ticks,
+            sample_count=fragment.sample_count,
+            independent=fragment.starts_with_keyframe,
+            segment_number=placement.segment_number,
+            segment_start=placement.segment_start,
+            part_number=placement.part_number,
+            size=fragment.size,
+            ingest_time_ms=self.clock_ms(),
+            last=fragment.is_last,
+            filler=fragment.is_filler,
+        )
+
+    async def _ensure_epoch(self, fragment: CmafFragment, timescale: int) -> None:
+        if fragment.prft is not None:
+            epoch = fragment.prft.wallclock_ms - fragment.prft.media_time * 1000 // timescale
+        else:
+            end = fragment.decode_time + fragment.duration_ticks
+            epoch = self.clock_ms() - end * 1000 // timescale
+        await self.store.set_epoch_if_absent(self.channel.name, epoch)
+
+
+@dataclass(slots=True, kw_only=True)
+class IngestService:
+    store: Store
+    signal: Signal
+    metrics: Metrics
+    settings: IngestSettings = field(default_factory=IngestSettings)
+    clock_ms: Callable[[], int] = _now_ms
+    _manifests: dict[bytes, IngestManifest] = field(default_factory=dict)
+
+    async def channel(self, name: str) -> ChannelConfig:
+        validate_name("channel", name)
+        config = await self.store.get_channel(name)
+        if config is not None:
+            return config
+        if not self.settings.auto_create:
+            raise UnknownChannel(f"channel {name!r} does not exist and auto-create is off")
+        config = ChannelConfig(name=name)
+        await self.store.put_channel(config)
+        return config
+
+    async def accept_manifest(self, channel: ChannelConfig, body: bytes) -> IngestManifest:
+        manifest = parse_ingest_manifest(body)
+        await self.store.put_meta(channel.name, MANIFEST_META_KEY, body, ttl_s=channel.init_ttl_s)
+        return manifest
+
+    async def track_name(self, channel: ChannelConfig, path: str) -> str:
+        if _STREAMS.search(path):
+            return track_from_path(path, None)
+        raw = await self.store.get_meta(channel.name, MANIFEST_META_KEY)
+        manifest = None
+        if raw is not None:
+            manifest = self._manifests.get(raw)
+            if manifest is None:
+                manifest = self._manifests[raw] = parse_ingest_manifest(raw)
+                if len(self._manifests) > 256:
+                    self._manifests.pop(next(iter(self._manifests)))
+        return track_from_path(path, manifest)
+
+    async def writer(self, channel: ChannelConfig, track: str) -> TrackWriter:
+        """A writer seeded with the track's stored header, if one was received before."""
+        header = None
+        init = await self.store.get_init(channel.name, track)
+        if init is not None:
+            for event in CmafReader(max_box_bytes=channel.max_object_bytes).feed(init):
+                if isinstance(event, HeaderReceived):
+                    header = event.header
+        return TrackWriter(
+            store=self.store,
+            signal=self.signal,
+            metrics=self.metrics,
+            channel=channel,
+            track=track,
+            header=header,
+            clock_ms=self.clock_ms,
+        )

@@ -1,0 +1,176 @@
+"""The playback edge: a raw ASGI app for ``GET|HEAD|OPTIONS /live/{channel}/...``.
+
+Kept off FastAPI's router on purpose: this is the path every CDN request takes. URL layout:
+  /live/{ch}/hls/index.m3u8            multivariant playlist (CMAF)
+  /live/{ch}/hls/{track}.m3u8          media playlist
+  /live/{ch}/dash/manifest.mpd         dynamic MPD;  /live/{ch}/dash/time  its UTCTiming source
+  /live/{ch}/media/{track}/init.mp4    CMAF header;  /live/{ch}/media/{track}/{t}.m4s  segment at tfdt t
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from email.utils import formatdate, parsedate_to_datetime
+from urllib.parse import parse_qs, unquote, urlencode
+
+from services.packager.errors import Gone, NotYetAvailable, http_status
+from services.packager.service import PackagerService, Rendered
+from services.packager.window import TimeWindow, parse_window
+from services.shared.asgi import Headers, Receive, Scope, Send, header, respond, respond_text
+from services.shared.errors import HeadwaterError, NotFound
+
+log = logging.getLogger("headwater.packager")
+_SEGMENT = re.compile(r"(\d{1,20})\.m4s")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+ALLOW_METHODS = b"GET, HEAD, OPTIONS"
+
+
+def _http_date(ms: int) -> bytes:
+    return formatdate(ms / 1000, usegmt=True).encode()
+
+
+def _window(query_string: bytes) -> tuple[TimeWindow, str]:
+    if not query_string:
+        return TimeWindow(), ""
+    params = parse_qs(query_string.decode("latin-1"))
+    start, end = params.get("start", [None])[0], params.get("end", [None])[0]
+    window = parse_window(start, end)
+    kept = [(k, v) for k, v in (("start", start), ("end", end)) if v]
+    return window, urlencode(kept)
+
+
+class PlaybackApp:
+    def __init__(self, service: PackagerService) -> None:
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        parts = scope["path"][len("/live/") :].split("/")
+        channel = unquote(parts[0])
+        cors = await self._cors(channel)
+        if method == "OPTIONS":
+            await respond(send, 204, cors + [
+                (b"access-control-allow-methods", ALLOW_METHODS),
+                (b"access-control-allow-headers", b"Range, If-None-Match, If-Modified-Since"),
+                (b"access-control-max-age", b"86400"),
+            ])
+            return
+        if method not in ("GET", "HEAD"):
+            await respond_text(send, 405, f"method {method} not allowed", [(b"allow", ALLOW_METHODS), *cors])
+            return
+        try:
+            if parts[1:] == ["dash", "time"]:
+                await self._time(send, cors)
+                return
+            rendered = await self._resolve(channel, parts[1:], scope["query_string"])
+        except HeadwaterError as exc:
+            await self._error(send, exc, cors)
+            return
+        await serve(scope, send, rendered, cors, head=method == "HEAD")
+
+    async def _resolve(self, channel: str, rest: list[str], query_string: bytes) -> Rendered:
+        service = self.service
+        if len(rest) == 2 and rest[0] == "hls" and rest[1].endswith(".m3u8"):
+            window, query = _window(query_string)
+            if rest[1] == "index.m3u8":
+                return await service.manifest(channel, "hls", None, window, query)
+            return await service.manifest(channel, "hls-media", unquote(rest[1][: -len(".m3u8")]), window, query)
+        if rest == ["dash", "manifest.mpd"]:
+            window, query = _window(query_string)
+            return await service.manifest(channel, "dash", None, window, query)
+        if len(rest) == 3 and rest[0] == "media":
+            track = unquote(rest[1])
+            if rest[2] == "init.mp4":
+                return await service.init_segment(channel, track)
+            match = _SEGMENT.fullmatch(rest[2])
+            if match:
+                return await service.media_segment(channel, track, int(match.group(1)))
+        raise NotFound(f"no playback resource at /live/{channel}/{'/'.join(rest)}")
+
+    async def _cors(self, channel: str) -> Headers:
+        config = await self.service.store.get_channel(channel) if channel else None
+        origin = config.cors_allow_origin if config else "*"
+        return [
+            (b"access-control-allow-origin", origin.encode()),
+            (b"access-control-expose-headers", b"Content-Length, Content-Range, ETag, Last-Modified, Age"),
+        ]
+
+    async def _time(self, send: Send, cors: Headers) -> None:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        body = now.encode()
+        await respond(send, 200, [
+            (b"content-type", b"text/plain"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+            *cors,
+        ], body)
+
+    async def _error(self, send: Send, exc: HeadwaterError, cors: Headers) -> None:
+        status = http_status(exc)
+        self.service.metrics.error("packager", status)
+        if status >= 500:
+            log.warning("playback error %d: %s", status, exc)
+        cache = b"max-age=1" if isinstance(exc, NotYetAvailable | Gone) or status == 404 else b"no-store"
+        await respond_text(send, status, str(exc), [(b"cache-control", cache), *cors])
+
+
+def _not_modified(scope: Scope, rendered: Rendered) -> bool:
+    inm = header(scope, b"if-none-match")
+    if inm is not None:
+        return any(tag.strip().removeprefix(b"W/") == rendered.etag for tag in inm.split(b",")) or inm == b"*"
+    ims = header(scope, b"if-modified-since")
+    if ims is not None:
+        try:
+            since = parsedate_to_datetime(ims.decode("latin-1")).timestamp()
+        except (TypeError, ValueError):
+            return False
+        return rendered.last_modified_ms // 1000 <= since
+    return False
+
+
+def _byte_range(spec: bytes, size: int) -> tuple[int, int] | None | bool:
+    """(first, last) inclusive; None to ignore the header; False if unsatisfiable."""
+    match = _RANGE.fullmatch(spec.decode("latin-1").strip())
+    if match is None:
+        return None
+    first_s, last_s = match.groups()
+    if not first_s and not last_s:
+        return None
+    if not first_s:
+        suffix = int(last_s)
+        return (max(0, size - suffix), size - 1) if suffix and size else False
+    first = int(first_s)
+    last = min(int(last_s), size - 1) if last_s else size - 1
+    if first >= size or (last_s and int(last_s) < first):
+        return False
+    return first, last
+
+
+async def serve(scope: Scope, send: Send, rendered: Rendered, cors: Headers, *, head: bool) -> None:
+    """Send ``rendered`` honouring conditional requests (304), Range (206/416) and HEAD."""
+    common: Headers = [
+        (b"cache-control", rendered.cache_control),
+        (b"etag", rendered.etag),
+        (b"last-modified", _http_date(rendered.last_modified_ms)),
+        (b"accept-ranges", b"bytes"),
+        *cors,
+    ]
+    if _not_modified(scope, rendered):
+        await respond(send, 304, common)
+        return
+    body = rendered.body
+    status = 200
+    spec = header(scope, b"range")
+    if spec is not None:
+        chosen = _byte_range(spec, len(body))
+        if chosen is False:
+            await respond(send, 416, [(b"content-range", f"bytes */{len(body)}".encode()), *common])
+            return
+        if isinstance(chosen, tuple):
+            first, last = chosen
+            common.append((b"content-range", f"bytes {first}-{last}/{len(body)}".encode()))
+            body, status = body[first : last + 1], 206
+    headers = [(b"content-type", rendered.content_type), (b"content-length", str(len(body)).encode()), *common]
+    await respond(send, status, headers, b"" if head else body)

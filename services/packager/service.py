@@ -1,0 +1,254 @@
+"""Packager service: from stored tracks and timelines to manifests and segments, just in time.
+
+Everything a response carries is derived from the stored timeline (never from process memory), so
+any packager process renders the same bytes for the same data. Renders and assembled segments are
+cached in-process, keyed by the timeline versions they were made from; concurrent misses of one key
+share a single store read (single-flight).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.packager import dash, hls
+from services.packager.errors import Gone, NotYetAvailable, StaleChannel
+from services.packager.views import ChannelView, TrackView
+from services.packager.window import TimeWindow, check_window, select_segments, wall_ms
+from services.shared.cache import LruCache, SingleFlight
+from services.shared.channels import ChannelConfig, TrackRecord, validate_name
+from services.shared.errors import NotFound
+from services.shared.metrics import Metrics
+from services.shared.store.base import Store
+from services.shared.timeline import TrackTimeline
+
+CT_M3U8 = b"application/vnd.apple.mpegurl"
+CT_MPD = b"application/dash+xml"
+IMMUTABLE = b"public, max-age=1209600, immutable"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rendered:
+    """A response body with what the HTTP edge needs to serve it."""
+
+    body: bytes
+    content_type: bytes
+    etag: bytes
+    last_modified_ms: int
+    cache_control: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelState:
+    config: ChannelConfig
+    epoch_ms: int
+    tracks: tuple[tuple[TrackRecord, TrackTimeline], ...]
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        return tuple(timeline.version for _, timeline in self.tracks)
+
+    @property
+    def last_ingest_ms(self) -> int:
+        return max((t.last.ingest_time_ms for _, t in self.tracks if t.last), default=0)
+
+    @property
+    def edge_ms(self) -> int:
+        """Wall clock of the newest media any track has."""
+        return max(
+            (wall_ms(self.epoch_ms, t.last.end_time, r.info.timescale) for r, t in self.tracks if t.last),
+            default=self.epoch_ms,
+        )
+
+    @property
+    def ended(self) -> bool:
+        return all(t.ended for _, t in self.tracks)
+
+    def track(self, name: str) -> tuple[TrackRecord, TrackTimeline]:
+        for record, timeline in self.tracks:
+            if record.name == name:
+                return record, timeline
+        raise NotFound(f"channel {self.config.name!r} has no track {name!r}")
+
+
+def _etag(body: bytes) -> bytes:
+    return b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
+
+
+class PackagerService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        metrics: Metrics,
+        clock_ms: Callable[[], int] = _now_ms,
+        cache_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.clock_ms = clock_ms
+        self._renders: LruCache[Rendered] = LruCache(4096)
+        self._objects: LruCache[Rendered] = LruCache(cache_bytes, lambda r: len(r.body))
+        self._flight: SingleFlight[Rendered] = SingleFlight()
+
+    # state -------------------------------------------------------------------------------------
+
+    async def state(self, channel: str) -> ChannelState:
+        validate_name("channel", channel)
+        config = await self.store.get_channel(channel)
+        if config is None:
+            raise NotFound(f"no channel {channel!r}")
+        epoch = await self.store.get_epoch(channel)
+        records = await self.store.get_tracks(channel)
+        tracks = tuple([(r, await self.store.get_timeline(channel, r.name)) for r in records])
+        if epoch is None or not any(t.last for _, t in tracks):
+            raise NotYetAvailable(f"channel {channel!r} has no media yet")
+        return ChannelState(config=config, epoch_ms=epoch, tracks=tracks)
+
+    def _check_live(self, state: ChannelState, window: TimeWindow) -> None:
+        now = self.clock_ms()
+        config = state.config
+        if window.is_live and not state.ended and now - state.last_ingest_ms > config.stale_after_s * 1000:
+            raise StaleChannel(
+                f"channel {config.name!r} is stale: no new fragment for {config.stale_after_s:g} s",
+                config.failover_status,
+            )
+        if not window.is_live:
+            check_window(window, edge_ms=state.edge_ms, dvr_window_s=config.dvr_window_s, now_ms=now)
+
+    def _view(self, state: ChannelState, window: TimeWindow) -> ChannelView:
+        edge = state.edge_ms
+        views = []
+        for record, timeline in state.tracks:
+            segments = select_segments(
+                timeline,
+                epoch_ms=state.epoch_ms,
+                timescale=record.info.timescale,
+                edge_ms=edge,
+                dvr_window_s=state.config.dvr_window_s,
+                window=window,
+            )
+            past_end = window.end_ms is not None and window.end_ms <= self.clock_ms()
+            views.append(
+                TrackView(name=record.name, info=record.info, segments=segments, ended=timeline.ended or past_end)
+            )
+        return ChannelView(
+            name=state.config.name,
+            config=state.config,
+            tracks=tuple(views),
+            epoch_ms=state.epoch_ms,
+            now_ms=state.last_ingest_ms,
+        )
+
+    # manifests ---------------------------------------------------------------------------------
+
+    async def manifest(self, channel: str, kind: str, track: str | None, window: TimeWindow, query: str) -> Rendered:
+        """kind: "hls" (multivariant), "hls-media" (one track's playlist), "dash" (MPD)."""
+        state = await self.state(channel)
+        self._check_live(state, window)
+        key = (channel, kind, track, window, query, state.config, state.epoch_ms, state.versions)
+        cached = self._renders.get(key)
+        if cached is not None:
+            self.metrics.cache_hits += 1
+            return cached
+        self.metrics.cache_misses += 1
+        view = self._view(state, window)
+        if kind == "hls":
+            text, ctype = hls.multivariant_playlist(view, query=query), CT_M3U8
+        elif kind == "hls-media":
+            state.track(track or "")
+            (track_view,) = [t for t in view.tracks if t.name == track]
+            text, ctype = hls.media_playlist(view, track_view, query=query), CT_M3U8
+        else:
+            text, ctype = dash.dash_manifest(view, time_url="time"), CT_MPD
+        body = text.encode()
+        max_age = max(1, state.config.segment_duration_ms // 2000)
+        rendered = Rendered(
+            body=body,
+            content_type=ctype,
+            etag=_etag(body),
+            last_modified_ms=state.last_ingest_ms,
+            cache_control=f"public, max-age={max_age}".encode(),
+        )
+        self._renders.put(key, rendered)
+        return rendered
+
+    # media -------------------------------------------------------------------------------------
+
+    async def init_segment(self, channel: str, track: str) -> Rendered:
+        validate_name("channel", channel)
+        validate_name("track", track)
+        record = next((r for r in await self.store.get_tracks(channel) if r.name == track), None)
+        if record is None:
+            raise NotFound(f"channel {channel!r} has no track {track!r}")
+        key = ("init", channel, track, record.created_ms)  # a re-sent header gets a fresh entry
+        cached = self._objects.get(key)
+        if cached is not None:
+            return cached
+
+        async def load() -> Rendered:
+            data = await self.store.get_init(channel, track)
+            if data is None:
+                raise NotFound(f"no init segment for {channel}/{track}")
+            rendered = Rendered(
+                body=data,
+                content_type=b"video/mp4" if record.info.is_video else b"audio/mp4",
+                etag=_etag(data),
+                last_modified_ms=record.created_ms,
+                cache_control=IMMUTABLE,
+            )
+            self._objects.put(key, rendered)
+            return rendered
+
+        return await self._flight.do(key, load)
+
+    async def media_segment(self, channel: str, track: str, start_time: int) -> Rendered:
+        validate_name("channel", channel)
+        validate_name("track", track)
+        key = ("seg", channel, track, start_time)
+        cached = self._objects.get(key)
+        if cached is not None:
+            self.metrics.cache_hits += 1
+            return cached
+        self.metrics.cache_misses += 1
+        return await self._flight.do(key, lambda: self._load_segment(channel, track, start_time, key))
+
+    async def _load_segment(self, channel: str, track: str, start_time: int, key: object) -> Rendered:
+        records = {r.name: r for r in await self.store.get_tracks(channel)}
+        record = records.get(track)
+        if record is None:
+            raise NotFound(f"channel {channel!r} has no track {track!r}")
+        timeline = await self.store.get_timeline(channel, track)
+        segment = timeline.segment_at(start_time)
+        if segment is None:
+            first, last = timeline.first, timeline.last
+            if last is None or start_time >= last.decode_time:
+                raise NotYetAvailable(f"segment {start_time} of {track} is not available yet")
+            if first is None or start_time < first.decode_time:
+                raise Gone(f"segment {start_time} of {track} is outside the DVR window")
+            raise NotFound(f"no segment of {track} starts at {start_time}")
+        if not segment.complete:
+            raise NotYetAvailable(f"segment {start_time} of {track} is still being written")
+        parts = []
+        for fragment in segment.fragments:
+            data = await self.store.get_fragment(channel, track, fragment.decode_time)
+            if data is None:
+                raise Gone(f"segment {start_time} of {track} has expired")
+            parts.append(data)
+        body = b"".join(parts)
+        etag = f'"{start_time:x}-{len(body):x}-{segment.ingest_time_ms:x}"'.encode()
+        rendered = Rendered(
+            body=body,
+            content_type=b"video/mp4" if record.info.is_video else b"audio/mp4",
+            etag=etag,
+            last_modified_ms=segment.ingest_time_ms,
+            cache_control=IMMUTABLE,
+        )
+        self._objects.put(key, rendered)
+        return rendered
