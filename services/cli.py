@@ -63,3 +63,7 @@ def serve(settings: Settings) -> None:
         loop="uvloop",
         timeout_keep_alive=30,
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -78,14 +78,18 @@ async def _status(store: Store, config: ChannelConfig, now_ms: int) -> dict[str,
     return {"config": dataclasses.asdict(config), "epoch_ms": epoch, "now_ms": now_ms, "tracks": tracks}
 
 
+def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    admin_key: str | None = request.app.state.admin_key
+    if admin_key is not None and authorization != f"Bearer {admin_key}":
+        raise HTTPException(403, "control API needs the admin key (Authorization: Bearer ...)")
+
+
+Admin = Annotated[None, Depends(require_admin)]
+
+
 def create_control_app(*, store: Store, metrics: Metrics, admin_key: str | None) -> FastAPI:
     app = FastAPI(title="Headwater control API", docs_url="/api/docs", openapi_url="/api/openapi.json")
-
-    def admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        if admin_key is not None and authorization != f"Bearer {admin_key}":
-            raise HTTPException(403, "control API needs the admin key (Authorization: Bearer ...)")
-
-    Admin = Annotated[None, Depends(admin)]
+    app.state.admin_key = admin_key
 
     @app.exception_handler(StoreError)
     async def store_down(_request: Request, exc: StoreError) -> Response:
