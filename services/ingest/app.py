@@ -89,7 +89,7 @@ class IngestApp:
             manifest = await self.service.accept_manifest(channel, body)
             return f"manifest accepted: {len(manifest.representations)} representations"
         track = await self.service.track_name(channel, path)
-        writer = await self.service.writer(channel, track)
+        writer = await self.service.writer(channel, track, path)
         per_request_limit = None if "Streams(" in path else channel.max_object_bytes
         received = await self._stream(chunks, writer, per_request_limit)
         if received == 0:

@@ -21,11 +21,15 @@ class RepresentationPattern:
     representation_id: str
     initialization: re.Pattern[str] | None
     media: re.Pattern[str] | None
+    initialization_path: str | None  # the init URL path itself, when it names only the representation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IngestManifest:
     representations: tuple[RepresentationPattern, ...]
+
+    def representation(self, representation_id: str) -> RepresentationPattern | None:
+        return next((r for r in self.representations if r.representation_id == representation_id), None)
 
     def track_for(self, path: str) -> str | None:
         """The representation id whose SegmentTemplate matches ``path`` (relative to the MPD)."""
@@ -80,11 +84,13 @@ def parse_ingest_manifest(text: bytes) -> IngestManifest:
                     raise BadManifest("Representation without @id")
                 attrs = _inherited_template(period, aset, rep)
                 init, media = attrs.get("initialization"), attrs.get("media")
+                init_path = init.replace("$RepresentationID$", rep_id) if init else None
                 reps.append(
                     RepresentationPattern(
                         representation_id=rep_id,
                         initialization=_template_regex(init, rep_id) if init else None,
                         media=_template_regex(media, rep_id) if media else None,
+                        initialization_path=init_path if init_path and "$" not in init_path else None,
                     )
                 )
     if not reps:

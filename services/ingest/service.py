@@ -23,6 +23,7 @@ from services.shared.store.base import CommitResult, Store
 from services.shared.timeline import FragmentEntry, Placement, place_fragment
 
 MANIFEST_META_KEY = "ingest.mpd"
+INIT_BY_PATH_PREFIX = "init-path:"  # headers remembered by request path, for MPDs that arrive later
 _STREAMS = re.compile(r"Streams\(([^)/]*)\)")
 _MEDIA_EXTENSIONS = (".cmfv", ".cmfa", ".cmft", ".cmfm", ".mp4", ".m4s", ".m4v", ".m4a", ".isml", ".ismv")
 
@@ -69,6 +70,7 @@ class TrackWriter:
     channel: ChannelConfig
     track: str
     header: CmafHeader | None
+    source_path: str = ""  # request path; per-segment headers are also remembered under it
     clock_ms: Callable[[], int] = _now_ms
     committed: int = 0
     duplicates: int = 0
@@ -84,6 +86,9 @@ class TrackWriter:
             channel=self.channel.name, name=self.track, info=header.tracks[0], created_ms=self.clock_ms()
         )
         await self.store.put_track(record, header.data, ttl_s=self.channel.init_ttl_s)
+        if self.source_path and not _STREAMS.search(self.source_path):
+            key = INIT_BY_PATH_PREFIX + self.source_path
+            await self.store.put_meta(self.channel.name, key, header.data, ttl_s=self.channel.init_ttl_s)
         self.header, self._record = header, record
 
     async def on_fragment(self, fragment: CmafFragment, received_ns: int) -> CommitResult:
@@ -189,35 +194,73 @@ class IngestService:
     async def accept_manifest(self, channel: ChannelConfig, body: bytes) -> IngestManifest:
         manifest = parse_ingest_manifest(body)
         await self.store.put_meta(channel.name, MANIFEST_META_KEY, body, ttl_s=channel.init_ttl_s)
+        self._manifests[body] = manifest
+        for rep in manifest.representations:
+            if await self.store.get_init(channel.name, rep.representation_id) is None:
+                await self._adopt(channel, manifest, rep.representation_id)
+        return manifest
+
+    async def _manifest(self, channel: ChannelConfig) -> IngestManifest | None:
+        raw = await self.store.get_meta(channel.name, MANIFEST_META_KEY)
+        if raw is None:
+            return None
+        manifest = self._manifests.get(raw)
+        if manifest is None:
+            manifest = self._manifests[raw] = parse_ingest_manifest(raw)
+            if len(self._manifests) > 256:
+                self._manifests.pop(next(iter(self._manifests)))
         return manifest
 
     async def track_name(self, channel: ChannelConfig, path: str) -> str:
         if _STREAMS.search(path):
             return track_from_path(path, None)
-        raw = await self.store.get_meta(channel.name, MANIFEST_META_KEY)
-        manifest = None
-        if raw is not None:
-            manifest = self._manifests.get(raw)
-            if manifest is None:
-                manifest = self._manifests[raw] = parse_ingest_manifest(raw)
-                if len(self._manifests) > 256:
-                    self._manifests.pop(next(iter(self._manifests)))
-        return track_from_path(path, manifest)
+        return track_from_path(path, await self._manifest(channel))
 
-    async def writer(self, channel: ChannelConfig, track: str) -> TrackWriter:
-        """A writer seeded with the track's stored header, if one was received before."""
-        header = None
+    async def writer(self, channel: ChannelConfig, track: str, path: str = "") -> TrackWriter:
+        """A writer seeded with the track's stored header, if one was received before.
+
+        FFmpeg's DASH muxer may PUT an init segment before the MPD that names its representation;
+        such a header was remembered by path, and is adopted here once the MPD maps it.
+        """
         init = await self.store.get_init(channel.name, track)
-        if init is not None:
-            for event in CmafReader(max_box_bytes=channel.max_object_bytes).feed(init):
-                if isinstance(event, HeaderReceived):
-                    header = event.header
-        return TrackWriter(
+        header = _parse_header(init, channel) if init is not None else None
+        writer = TrackWriter(
             store=self.store,
             signal=self.signal,
             metrics=self.metrics,
             channel=channel,
             track=track,
             header=header,
+            source_path=path,
             clock_ms=self.clock_ms,
         )
+        if header is None and path and not _STREAMS.search(path):
+            manifest = await self._manifest(channel)
+            if manifest is not None:
+                writer.header = await self._adopt(channel, manifest, track)
+        return writer
+
+    async def _adopt(self, channel: ChannelConfig, manifest: IngestManifest, track: str) -> CmafHeader | None:
+        rep = manifest.representation(track)
+        if rep is None or rep.initialization_path is None:
+            return None
+        init = await self.store.get_meta(channel.name, INIT_BY_PATH_PREFIX + rep.initialization_path)
+        header = _parse_header(init, channel) if init is not None else None
+        if header is None:
+            return None
+        adopter = TrackWriter(
+            store=self.store, signal=self.signal, metrics=self.metrics, channel=channel, track=track,
+            header=None, clock_ms=self.clock_ms,
+        )
+        await adopter.on_header(header)
+        orphan = track_from_path(rep.initialization_path, None)
+        if orphan != track and not await self.store.get_timeline(channel.name, orphan):
+            await self.store.delete_track(channel.name, orphan)
+        return header
+
+
+def _parse_header(init: bytes, channel: ChannelConfig) -> CmafHeader | None:
+    for event in CmafReader(max_box_bytes=channel.max_object_bytes).feed(init):
+        if isinstance(event, HeaderReceived):
+            return event.header
+    return None

@@ -134,6 +134,8 @@ class PackagerService:
                 dvr_window_s=state.config.dvr_window_s,
                 window=window,
             )
+            if not segments:  # nothing listable yet (or an orphan header): leave the track out
+                continue
             past_end = window.end_ms is not None and window.end_ms <= self.clock_ms()
             views.append(
                 TrackView(name=record.name, info=record.info, segments=segments, ended=timeline.ended or past_end)
@@ -163,7 +165,9 @@ class PackagerService:
             text, ctype = hls.multivariant_playlist(view, query=query), CT_M3U8
         elif kind == "hls-media":
             state.track(track or "")
-            (track_view,) = [t for t in view.tracks if t.name == track]
+            track_view = next((t for t in view.tracks if t.name == track), None)
+            if track_view is None:
+                raise NotYetAvailable(f"track {track!r} has no complete segment in the window yet")
             text, ctype = hls.media_playlist(view, track_view, query=query), CT_M3U8
         else:
             text, ctype = dash.dash_manifest(view, time_url="time"), CT_MPD

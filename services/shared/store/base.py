@@ -57,6 +57,9 @@ class Store(Protocol):
 
     async def get_tracks(self, channel: str) -> list[TrackRecord]: ...
 
+    async def delete_track(self, channel: str, track: str) -> None:
+        """Remove one track with its header, fragments and timeline."""
+
     async def get_init(self, channel: str, track: str) -> bytes | None: ...
 
     # fragments and timelines

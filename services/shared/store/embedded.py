@@ -206,6 +206,18 @@ class EmbeddedStore:
         tracks = self._tracks.get(channel, {})
         return [tracks[name] for name in sorted(tracks)]
 
+    async def delete_track(self, channel: str, track: str) -> None:
+        def delete() -> None:
+            db = self._conn()
+            with db:
+                db.execute("BEGIN")
+                db.execute("DELETE FROM tracks WHERE channel = ? AND name = ?", (channel, track))
+                db.execute("DELETE FROM fragments WHERE channel = ? AND track = ?", (channel, track))
+
+        await self._run(delete)
+        self._tracks.get(channel, {}).pop(track, None)
+        self._timelines.pop((channel, track), None)
+
     async def get_init(self, channel: str, track: str) -> bytes | None:
         row = await self._run(
             lambda: self._conn()

@@ -1,0 +1,242 @@
+"""DASH MPD (ISO/IEC 23009-1, DASH-IF IOP) for CMAF tracks: SegmentTemplate + SegmentTimeline. Pure.
+
+``dash_manifest`` takes a ``ChannelView`` and returns the MPD text; routes only send it. Built with
+``xml.etree.ElementTree`` (escaping for free; attribute order is insertion order, so output is stable).
+
+Timing model:
+- dynamic: MPD@availabilityStartTime is the channel epoch (wall clock of media time 0); Period start
+  0 and presentationTimeOffset 0, so a segment at ``t`` ticks is presented at AST + t/timescale, the
+  same instant HLS gives it in EXT-X-PROGRAM-DATE-TIME.
+- static (every track ended): a self-contained presentation of the window. Presentation time 0 is
+  the window's earliest start (``origin_ms``, rounded down to ms); each Representation gets
+  presentationTimeOffset = origin in its own ticks (rounded down, so never after its first segment),
+  and mediaPresentationDuration runs to the latest end (rounded up). Keeping media time 0 there would
+  give encoders with Unix-epoch ``tfdt`` (DASH-IF ingest's recommendation) a 50-year seek bar.
+- suggestedPresentationDelay is 3 x the target duration. dash.js plays at live edge minus this value
+  when the MPD has it (``useSuggestedPresentationDelay``; its own default is 4 segments). A segment
+  is listed only once complete, then a player sees it up to one minimumUpdatePeriod (1 target) plus the
+  CDN's manifest max-age (0.5 target) later: 3 targets leave about one segment buffered in the worst
+  case; 2 would leave half of one, and stall on the first jitter.
+- minBufferTime is one target: a player holding one segment can start. maxSegmentDuration is the
+  longest segment in the window (ms, rounded up), at least one target.
+
+Grouping: video tracks share an AdaptationSet per codec family (avc1/avc3, hvc1/hev1, ...) and role;
+audio tracks one per language (and codec family and role, which cannot switch seamlessly either).
+Every Representation has its own SegmentTemplate, since tracks of one set may have different
+timelines. A track without segments yet is left out (a SegmentTimeline needs at least one S).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from math import gcd
+
+from services.packager.views import ChannelView, TrackView, utc_iso8601
+
+MPD_NAMESPACE = "urn:mpeg:dash:schema:mpd:2011"
+PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
+UTC_TIMING_SCHEME = "urn:mpeg:dash:utc:http-iso:2014"
+ROLE_SCHEME = "urn:mpeg:dash:role:2011"
+AUDIO_CHANNEL_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+PRESENTATION_DELAY_TARGETS = 3
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+_CODEC_FAMILIES = {"avc1": "avc", "avc3": "avc", "hvc1": "hevc", "hev1": "hevc"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SetKey:
+    content_type: str  # AdaptationSet@contentType: "video" | "audio"
+    codec_family: str
+    language: str | None  # AdaptationSet@lang
+    role: str | None  # Role@value
+
+
+def dash_manifest(channel: ChannelView, *, time_url: str) -> str:
+    """The MPD of ``/live/{ch}/dash/manifest.mpd``; ``time_url`` is the origin's own UTC time endpoint."""
+    static = channel.ended
+    origin_ms = _origin_ms(channel) if static else 0
+    mpd = ET.Element("MPD", _static_attributes(channel, origin_ms) if static else _live_attributes(channel))
+    period = ET.SubElement(mpd, "Period", {"id": "0", "start": "PT0S"})
+    for index, (key, tracks) in enumerate(_adaptation_groups(channel)):
+        adaptation_set = _adaptation_set(period, index, key, tracks)
+        for track in tracks:
+            _representation(adaptation_set, track, origin_ms)
+    if not static:
+        ET.SubElement(mpd, "UTCTiming", {"schemeIdUri": UTC_TIMING_SCHEME, "value": time_url})
+    ET.indent(mpd, space="  ")
+    return _XML_DECLARATION + ET.tostring(mpd, encoding="unicode") + "\n"
+
+
+# --- MPD ------------------------------------------------------------------------------------------
+
+
+def _live_attributes(channel: ChannelView) -> dict[str, str]:
+    target_ms = channel.config.target_ms
+    return {
+        "xmlns": MPD_NAMESPACE,
+        "profiles": PROFILES,
+        "type": "dynamic",
+        "availabilityStartTime": utc_iso8601(channel.epoch_ms),
+        "publishTime": utc_iso8601(channel.now_ms),
+        "minimumUpdatePeriod": duration_ms(target_ms),
+        "timeShiftBufferDepth": duration_ms(channel.config.dvr_window_s * 1000),
+        "suggestedPresentationDelay": duration_ms(PRESENTATION_DELAY_TARGETS * target_ms),
+        "maxSegmentDuration": duration_ms(max(target_ms, _longest_segment_ms(channel))),
+        "minBufferTime": duration_ms(target_ms),
+    }
+
+
+def _longest_segment_ms(channel: ChannelView) -> int:
+    return max(
+        (-(-s.duration_ticks * 1000 // t.timescale) for t in channel.tracks for s in t.segments), default=0
+    )
+
+
+def _static_attributes(channel: ChannelView, origin_ms: int) -> dict[str, str]:
+    ends = (-(-s.end_time * 1000 // t.timescale) for t in channel.tracks for s in t.segments[-1:])
+    end_ms = max(ends, default=origin_ms)
+    return {
+        "xmlns": MPD_NAMESPACE,
+        "profiles": PROFILES,
+        "type": "static",
+        "publishTime": utc_iso8601(channel.now_ms),
+        "mediaPresentationDuration": duration_ms(end_ms - origin_ms),
+        "minBufferTime": duration_ms(channel.config.target_ms),
+    }
+
+
+def _origin_ms(channel: ChannelView) -> int:
+    """Media time (ms, rounded down) of the earliest segment in the window; 0 without any."""
+    starts = [t.segments[0].start_time * 1000 // t.timescale for t in channel.tracks if t.segments]
+    return min(starts, default=0)
+
+
+# --- AdaptationSet --------------------------------------------------------------------------------
+
+
+def _adaptation_groups(channel: ChannelView) -> list[tuple[_SetKey, list[TrackView]]]:
+    """Video sets first, then audio; each in order of first appearance (no hash-order dependence)."""
+    groups: dict[_SetKey, list[TrackView]] = {}
+    for track in (*channel.video_tracks, *channel.audio_tracks):
+        if track.segments:
+            groups.setdefault(_set_key(track), []).append(track)
+    return list(groups.items())
+
+
+def _set_key(track: TrackView) -> _SetKey:
+    info = track.info
+    family = _CODEC_FAMILIES.get(info.sample_entry, info.sample_entry)
+    if info.is_video:
+        return _SetKey(content_type="video", codec_family=family, language=None, role=info.role)
+    return _SetKey(content_type="audio", codec_family=family, language=info.language, role=info.role)
+
+
+def _adaptation_set(period: ET.Element, index: int, key: _SetKey, tracks: list[TrackView]) -> ET.Element:
+    attributes = {"id": str(index), "contentType": key.content_type, "mimeType": f"{key.content_type}/mp4"}
+    if key.language:
+        attributes["lang"] = key.language
+    attributes |= {"segmentAlignment": "true", "startWithSAP": "1"}
+    if key.content_type == "video":
+        attributes |= _video_set_attributes(tracks)
+    adaptation_set = ET.SubElement(period, "AdaptationSet", attributes)
+    if key.role:
+        ET.SubElement(adaptation_set, "Role", {"schemeIdUri": ROLE_SCHEME, "value": key.role})
+    return adaptation_set
+
+
+def _video_set_attributes(tracks: list[TrackView]) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    widths = [t.info.width for t in tracks if t.info.width]
+    heights = [t.info.height for t in tracks if t.info.height]
+    if widths and heights:
+        attributes = {"maxWidth": str(max(widths)), "maxHeight": str(max(heights))}
+    aspect_ratios = {_picture_aspect_ratio(t) for t in tracks}
+    if len(aspect_ratios) == 1 and (par := aspect_ratios.pop()):
+        attributes["par"] = par  # only when every Representation agrees
+    return attributes
+
+
+def _picture_aspect_ratio(track: TrackView) -> str | None:
+    info = track.info
+    if not info.width or not info.height:
+        return None
+    h_spacing, v_spacing = info.par or (1, 1)
+    width, height = info.width * h_spacing, info.height * v_spacing
+    divisor = gcd(width, height)
+    return f"{width // divisor}:{height // divisor}"
+
+
+# --- Representation -------------------------------------------------------------------------------
+
+
+def _representation(adaptation_set: ET.Element, track: TrackView, origin_ms: int) -> None:
+    info = track.info
+    attributes = {"id": track.name, "bandwidth": str(track.bitrates.peak), "codecs": info.codec}
+    if info.is_video:
+        attributes |= _video_attributes(track)
+    elif info.sample_rate:
+        attributes["audioSamplingRate"] = str(info.sample_rate)
+    representation = ET.SubElement(adaptation_set, "Representation", attributes)
+    if info.is_audio and info.channels:
+        ET.SubElement(
+            representation,
+            "AudioChannelConfiguration",
+            {"schemeIdUri": AUDIO_CHANNEL_SCHEME, "value": str(info.channels)},
+        )
+    _segment_template(representation, track, origin_ms * track.timescale // 1000)
+
+
+def _video_attributes(track: TrackView) -> dict[str, str]:
+    info = track.info
+    attributes: dict[str, str] = {}
+    if info.width and info.height:
+        attributes = {"width": str(info.width), "height": str(info.height)}
+    if (rate := track.frame_rate) is not None:
+        attributes["frameRate"] = str(rate)  # Fraction: "25" or "30000/1001"
+    h_spacing, v_spacing = info.par or (1, 1)
+    attributes["sar"] = f"{h_spacing}:{v_spacing}"
+    return attributes
+
+
+def _segment_template(representation: ET.Element, track: TrackView, offset_ticks: int) -> None:
+    template = ET.SubElement(
+        representation,
+        "SegmentTemplate",
+        {
+            "timescale": str(track.timescale),
+            "presentationTimeOffset": str(offset_ticks),
+            "initialization": "../media/$RepresentationID$/init.mp4",
+            "media": "../media/$RepresentationID$/$Time$.m4s",
+        },
+    )
+    timeline = ET.SubElement(template, "SegmentTimeline")
+    for start, duration, repeat in timeline_runs(track):
+        attributes = {} if start is None else {"t": str(start)}
+        attributes["d"] = str(duration)
+        if repeat:
+            attributes["r"] = str(repeat)
+        ET.SubElement(timeline, "S", attributes)
+
+
+def timeline_runs(track: TrackView) -> list[tuple[int | None, int, int]]:
+    """SegmentTimeline S entries as (t, d, r): ``t`` only on the first and after a gap; equal,
+    contiguous durations folded into ``r`` (number of repeats after the first)."""
+    runs: list[tuple[int | None, int, int]] = []
+    expected_start: int | None = None
+    for segment in track.segments:
+        start, duration = segment.start_time, segment.duration_ticks
+        contiguous = start == expected_start
+        if contiguous and runs[-1][1] == duration:
+            t, d, r = runs[-1]
+            runs[-1] = (t, d, r + 1)
+        else:
+            runs.append((None if contiguous else start, duration, 0))
+        expected_start = segment.end_time
+    return runs
+
+
+def duration_ms(milliseconds: int) -> str:
+    """xs:duration in seconds with millisecond precision: ``PT2S``, ``PT2.500S``, ``PT300S``."""
+    seconds, millis = divmod(milliseconds, 1000)
+    return f"PT{seconds}S" if not millis else f"PT{seconds}.{millis:03d}S"
