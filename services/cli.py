@@ -52,7 +52,9 @@ def serve(settings: Settings) -> None:
 
     from services.node import create_app  # noqa: PLC0415
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -65,16 +65,18 @@ async def _status(store: Store, config: ChannelConfig, now_ms: int) -> dict[str,
         timeline = await store.get_timeline(config.name, record.name)
         last = timeline.last
         edge = wall_ms(epoch, last.end_time, record.info.timescale) if last and epoch is not None else None
-        tracks.append({
-            "name": record.name,
-            "codec": record.info.codec,
-            "timescale": record.info.timescale,
-            "fragments": len(timeline),
-            "live_edge_ticks": last.end_time if last else None,
-            "live_edge_ms": edge,
-            "last_ingest_ms": last.ingest_time_ms if last else None,
-            "ended": timeline.ended,
-        })
+        tracks.append(
+            {
+                "name": record.name,
+                "codec": record.info.codec,
+                "timescale": record.info.timescale,
+                "fragments": len(timeline),
+                "live_edge_ticks": last.end_time if last else None,
+                "live_edge_ms": edge,
+                "last_ingest_ms": last.ingest_time_ms if last else None,
+                "ended": timeline.ended,
+            }
+        )
     return {"config": dataclasses.asdict(config), "epoch_ms": epoch, "now_ms": now_ms, "tracks": tracks}
 
 

@@ -63,7 +63,9 @@ class IngestApp:
                 await respond_text(send, 200, "ignored: retention is the origin's job")
                 return
             if method not in ("POST", "PUT"):
-                await respond_text(send, 405, f"method {method} not allowed", [(b"allow", b"POST, PUT, DELETE")])
+                await respond_text(
+                    send, 405, f"method {method} not allowed", [(b"allow", b"POST, PUT, DELETE")]
+                )
                 return
             message = await self._ingest(scope, receive)
             await respond_text(send, 200, message)
@@ -77,6 +79,8 @@ class IngestApp:
 
     async def _ingest(self, scope: Scope, receive: Receive) -> str:
         channel_name, path = split_path(scope["path"])
+        is_manifest = path.endswith(".mpd")
+        track = "" if is_manifest else await self.service.track_name(channel_name, path)
         channel = await self.service.channel(channel_name)
         length = header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > channel.max_object_bytes:
@@ -84,11 +88,10 @@ class IngestApp:
                 f"body of {int(length)} bytes is over the channel's limit of {channel.max_object_bytes}"
             )
         chunks = body_chunks(receive, self.service.settings.idle_timeout_s)
-        if path.endswith(".mpd"):
+        if is_manifest:
             body = await _read_all(chunks, MAX_MANIFEST_BYTES)
             manifest = await self.service.accept_manifest(channel, body)
             return f"manifest accepted: {len(manifest.representations)} representations"
-        track = await self.service.track_name(channel, path)
         writer = await self.service.writer(channel, track, path)
         per_request_limit = None if "Streams(" in path else channel.max_object_bytes
         received = await self._stream(chunks, writer, per_request_limit)
@@ -96,9 +99,7 @@ class IngestApp:
             return f"channel {channel.name} accepts ingest"
         return f"track {track}: {writer.committed} fragments committed, {writer.duplicates} duplicates"
 
-    async def _stream(
-        self, chunks: AsyncIterator[bytes], writer: TrackWriter, limit: int | None
-    ) -> int:
+    async def _stream(self, chunks: AsyncIterator[bytes], writer: TrackWriter, limit: int | None) -> int:
         reader = writer.reader()
         received = 0
         async for chunk in chunks:

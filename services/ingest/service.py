@@ -123,7 +123,11 @@ class TrackWriter:
         return self.header.tracks[0]
 
     def _entry(
-        self, fragment: CmafFragment, existing: FragmentEntry | None, last: FragmentEntry | None, timescale: int
+        self,
+        fragment: CmafFragment,
+        existing: FragmentEntry | None,
+        last: FragmentEntry | None,
+        timescale: int,
     ) -> FragmentEntry:
         if existing is not None:  # a real fragment replacing "slat" filler keeps its place
             if fragment.duration_ticks != existing.duration_ticks:
@@ -200,8 +204,8 @@ class IngestService:
                 await self._adopt(channel, manifest, rep.representation_id)
         return manifest
 
-    async def _manifest(self, channel: ChannelConfig) -> IngestManifest | None:
-        raw = await self.store.get_meta(channel.name, MANIFEST_META_KEY)
+    async def _manifest(self, channel: str) -> IngestManifest | None:
+        raw = await self.store.get_meta(channel, MANIFEST_META_KEY)
         if raw is None:
             return None
         manifest = self._manifests.get(raw)
@@ -211,7 +215,9 @@ class IngestService:
                 self._manifests.pop(next(iter(self._manifests)))
         return manifest
 
-    async def track_name(self, channel: ChannelConfig, path: str) -> str:
+    async def track_name(self, channel: str, path: str) -> str:
+        """Validated track name for a request path (before any channel is created for it)."""
+        validate_name("channel", channel)
         if _STREAMS.search(path):
             return track_from_path(path, None)
         return track_from_path(path, await self._manifest(channel))
@@ -235,7 +241,7 @@ class IngestService:
             clock_ms=self.clock_ms,
         )
         if header is None and path and not _STREAMS.search(path):
-            manifest = await self._manifest(channel)
+            manifest = await self._manifest(channel.name)
             if manifest is not None:
                 writer.header = await self._adopt(channel, manifest, track)
         return writer
@@ -249,8 +255,13 @@ class IngestService:
         if header is None:
             return None
         adopter = TrackWriter(
-            store=self.store, signal=self.signal, metrics=self.metrics, channel=channel, track=track,
-            header=None, clock_ms=self.clock_ms,
+            store=self.store,
+            signal=self.signal,
+            metrics=self.metrics,
+            channel=channel,
+            track=track,
+            header=None,
+            clock_ms=self.clock_ms,
         )
         await adopter.on_header(header)
         orphan = track_from_path(rep.initialization_path, None)

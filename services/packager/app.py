@@ -25,6 +25,11 @@ log = logging.getLogger("headwater.packager")
 _SEGMENT = re.compile(r"(\d{1,20})\.m4s")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 ALLOW_METHODS = b"GET, HEAD, OPTIONS"
+PREFLIGHT = [
+    (b"access-control-allow-methods", ALLOW_METHODS),
+    (b"access-control-allow-headers", b"Range, If-None-Match, If-Modified-Since"),
+    (b"access-control-max-age", b"86400"),
+]
 
 
 def _http_date(ms: int) -> bytes:
@@ -51,11 +56,7 @@ class PlaybackApp:
         channel = unquote(parts[0])
         cors = await self._cors(channel)
         if method == "OPTIONS":
-            await respond(send, 204, cors + [
-                (b"access-control-allow-methods", ALLOW_METHODS),
-                (b"access-control-allow-headers", b"Range, If-None-Match, If-Modified-Since"),
-                (b"access-control-max-age", b"86400"),
-            ])
+            await respond(send, 204, [*cors, *PREFLIGHT])
             return
         if method not in ("GET", "HEAD"):
             await respond_text(send, 405, f"method {method} not allowed", [(b"allow", ALLOW_METHODS), *cors])
@@ -76,7 +77,9 @@ class PlaybackApp:
             window, query = _window(query_string)
             if rest[1] == "index.m3u8":
                 return await service.manifest(channel, "hls", None, window, query)
-            return await service.manifest(channel, "hls-media", unquote(rest[1][: -len(".m3u8")]), window, query)
+            return await service.manifest(
+                channel, "hls-media", unquote(rest[1][: -len(".m3u8")]), window, query
+            )
         if rest == ["dash", "manifest.mpd"]:
             window, query = _window(query_string)
             return await service.manifest(channel, "dash", None, window, query)
@@ -100,12 +103,17 @@ class PlaybackApp:
     async def _time(self, send: Send, cors: Headers) -> None:
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         body = now.encode()
-        await respond(send, 200, [
-            (b"content-type", b"text/plain"),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-            *cors,
-        ], body)
+        await respond(
+            send,
+            200,
+            [
+                (b"content-type", b"text/plain"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+                *cors,
+            ],
+            body,
+        )
 
     async def _error(self, send: Send, exc: HeadwaterError, cors: Headers) -> None:
         status = http_status(exc)
@@ -130,7 +138,7 @@ def _not_modified(scope: Scope, rendered: Rendered) -> bool:
     return False
 
 
-def _byte_range(spec: bytes, size: int) -> tuple[int, int] | None | bool:
+def _byte_range(spec: bytes, size: int) -> tuple[int, int] | bool | None:
     """(first, last) inclusive; None to ignore the header; False if unsatisfiable."""
     match = _RANGE.fullmatch(spec.decode("latin-1").strip())
     if match is None:
@@ -172,5 +180,9 @@ async def serve(scope: Scope, send: Send, rendered: Rendered, cors: Headers, *, 
             first, last = chosen
             common.append((b"content-range", f"bytes {first}-{last}/{len(body)}".encode()))
             body, status = body[first : last + 1], 206
-    headers = [(b"content-type", rendered.content_type), (b"content-length", str(len(body)).encode()), *common]
+    headers = [
+        (b"content-type", rendered.content_type),
+        (b"content-length", str(len(body)).encode()),
+        *common,
+    ]
     await respond(send, status, headers, b"" if head else body)

@@ -1,12 +1,12 @@
 """The packager error tree; ``http_status`` maps it (and shared errors) to HTTP at the edge.
 
-    PackagerError (services.shared.errors.HeadwaterError)
-     ├── BadRequest         malformed query (time-shift, blocking directives)   -> 400
-     ├── OutsideWindow      time-shift outside the DVR window                   -> 404
-     ├── NotYetAvailable    ahead of the live edge / still being written        -> 404, max-age=1
-     ├── Gone               behind the DVR window or expired                    -> 404, max-age=1
-     ├── StaleChannel       no new fragment for stale_after                     -> channel's failover status
-     └── Unavailable        blocking reload timed out                           -> 503
+PackagerError (services.shared.errors.HeadwaterError)
+ ├── BadRequest         malformed query (time-shift, blocking directives)   -> 400
+ ├── OutsideWindow      time-shift outside the DVR window                   -> 404
+ ├── NotYetAvailable    ahead of the live edge / still being written        -> 404, max-age=1
+ ├── Gone               behind the DVR window or expired                    -> 404, max-age=1
+ ├── StaleChannel       no new fragment for stale_after                     -> channel's failover status
+ └── Unavailable        blocking reload timed out                           -> 503
 """
 
 from __future__ import annotations

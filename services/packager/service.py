@@ -138,7 +138,9 @@ class PackagerService:
                 continue
             past_end = window.end_ms is not None and window.end_ms <= self.clock_ms()
             views.append(
-                TrackView(name=record.name, info=record.info, segments=segments, ended=timeline.ended or past_end)
+                TrackView(
+                    name=record.name, info=record.info, segments=segments, ended=timeline.ended or past_end
+                )
             )
         return ChannelView(
             name=state.config.name,
@@ -150,7 +152,9 @@ class PackagerService:
 
     # manifests ---------------------------------------------------------------------------------
 
-    async def manifest(self, channel: str, kind: str, track: str | None, window: TimeWindow, query: str) -> Rendered:
+    async def manifest(
+        self, channel: str, kind: str, track: str | None, window: TimeWindow, query: str
+    ) -> Rendered:
         """kind: "hls" (multivariant), "hls-media" (one track's playlist), "dash" (MPD)."""
         state = await self.state(channel)
         self._check_live(state, window)

@@ -18,7 +18,15 @@ def quantile(samples: list[int], q: float) -> int:
 
 
 class Metrics:
-    __slots__ = ("cache_hits", "cache_misses", "errors", "ingest_bytes", "publish_ns", "published", "throttles")
+    __slots__ = (
+        "cache_hits",
+        "cache_misses",
+        "errors",
+        "ingest_bytes",
+        "publish_ns",
+        "published",
+        "throttles",
+    )
 
     def __init__(self, window: int = 4096) -> None:
         self.publish_ns: deque[int] = deque(maxlen=window)
@@ -44,7 +52,9 @@ class Metrics:
         samples = list(self.publish_ns)
         if samples:
             for q in (0.5, 0.9, 0.99):
-                lines.append(f'headwater_publish_latency_seconds{{quantile="{q}"}} {quantile(samples, q) / 1e9:.6f}')
+                lines.append(
+                    f'headwater_publish_latency_seconds{{quantile="{q}"}} {quantile(samples, q) / 1e9:.6f}'
+                )
         lines += [
             f"headwater_publish_latency_seconds_count {self.published}",
             "# TYPE headwater_ingest_bytes_total counter",

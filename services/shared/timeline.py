@@ -57,9 +57,7 @@ def place_fragment(
     contiguous = decode_time == previous.end_time
     full = elapsed * 10 >= target_ticks * (10 - int(SEGMENT_TOLERANCE * 10))
     if independent and (full or not contiguous):
-        return Placement(
-            segment_number=previous.segment_number + 1, segment_start=decode_time, part_number=0
-        )
+        return Placement(segment_number=previous.segment_number + 1, segment_start=decode_time, part_number=0)
     return Placement(
         segment_number=previous.segment_number,
         segment_start=previous.segment_start,

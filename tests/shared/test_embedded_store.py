@@ -6,14 +6,30 @@ from services.shared.store.base import CommitResult
 from services.shared.store.embedded import EmbeddedStore
 from services.shared.timeline import FragmentEntry
 
-INFO = TrackInfo(track_id=1, handler="vide", sample_entry="avc1", codec="avc1.64001f", timescale=90000,
-                 decoder_config=b"\x01\x64", par=(1, 1))
+INFO = TrackInfo(
+    track_id=1,
+    handler="vide",
+    sample_entry="avc1",
+    codec="avc1.64001f",
+    timescale=90000,
+    decoder_config=b"\x01\x64",
+    par=(1, 1),
+)
 
 
 def entry(t: int, *, filler: bool = False, size: int = 3) -> FragmentEntry:
-    return FragmentEntry(decode_time=t, duration_ticks=180000, sample_count=50, independent=True,
-                         segment_number=t // 180000, segment_start=t, part_number=0, size=size,
-                         ingest_time_ms=1, filler=filler)
+    return FragmentEntry(
+        decode_time=t,
+        duration_ticks=180000,
+        sample_count=50,
+        independent=True,
+        segment_number=t // 180000,
+        segment_start=t,
+        part_number=0,
+        size=size,
+        ingest_time_ms=1,
+        filler=filler,
+    )
 
 
 class Clock:
@@ -32,7 +48,9 @@ async def test_everything_survives_a_restart(tmp_path: Path) -> None:
     assert await store.set_epoch_if_absent("ch", 1234) == 1234
     assert await store.set_epoch_if_absent("ch", 9999) == 1234
     for t in (0, 180000):
-        assert await store.commit_fragment("ch", "v", entry(t), b"frag%d" % t, ttl_s=60) is CommitResult.STORED
+        assert (
+            await store.commit_fragment("ch", "v", entry(t), b"frag%d" % t, ttl_s=60) is CommitResult.STORED
+        )
     await store.put_meta("ch", "k", b"value", ttl_s=60)
     await store.close()
 
@@ -53,7 +71,10 @@ async def test_duplicate_is_not_stored_twice_and_filler_is_replaced(tmp_path: Pa
     store = EmbeddedStore(tmp_path)
     await store.open()
     assert await store.commit_fragment("ch", "v", entry(0), b"first", ttl_s=60) is CommitResult.STORED
-    assert await store.commit_fragment("ch", "v", entry(0, size=6), b"second", ttl_s=60) is CommitResult.DUPLICATE
+    assert (
+        await store.commit_fragment("ch", "v", entry(0, size=6), b"second", ttl_s=60)
+        is CommitResult.DUPLICATE
+    )
     assert await store.get_fragment("ch", "v", 0) == b"first"
     await store.commit_fragment("ch", "v", entry(180000, filler=True), b"slate", ttl_s=60)
     result = await store.commit_fragment("ch", "v", entry(180000), b"real", ttl_s=60)

@@ -1,19 +1,29 @@
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.shared.timeline import FragmentEntry, TrackTimeline, place_fragment
 
 
-def entries(durations: list[int], keyframes: list[bool], *, target: int, start: int = 0) -> list[FragmentEntry]:
+def entries(
+    durations: list[int], keyframes: list[bool], *, target: int, start: int = 0
+) -> list[FragmentEntry]:
     out: list[FragmentEntry] = []
     t = start
     for duration, key in zip(durations, keyframes, strict=True):
         p = place_fragment(out[-1] if out else None, decode_time=t, independent=key, target_ticks=target)
         out.append(
             FragmentEntry(
-                decode_time=t, duration_ticks=duration, sample_count=1, independent=key,
-                segment_number=p.segment_number, segment_start=p.segment_start, part_number=p.part_number,
-                size=100, ingest_time_ms=t,
+                decode_time=t,
+                duration_ticks=duration,
+                sample_count=1,
+                independent=key,
+                segment_number=p.segment_number,
+                segment_start=p.segment_start,
+                part_number=p.part_number,
+                size=100,
+                ingest_time_ms=t,
             )
         )
         t += duration
@@ -95,6 +105,6 @@ def test_segments_partition_the_timeline(frags: list[tuple[int, bool]], target: 
     assert sum(len(s.fragments) for s in segments) == len(frags)
     numbers = [s.number for s in segments]
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
-    for a, b in zip(segments, segments[1:], strict=False):
+    for a, b in itertools.pairwise(segments):
         assert a.end_time == b.start_time
         assert b.fragments[0].independent

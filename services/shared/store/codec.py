@@ -17,7 +17,8 @@ def to_json(obj: object) -> str:
 
 
 def from_json(cls: type[T], text: str | bytes) -> T:
-    return _build(cls, json.loads(text))
+    value: T = _build(cls, json.loads(text))
+    return value
 
 
 def _plain(value: object) -> Any:
@@ -44,8 +45,9 @@ def _build(cls: Any, data: Any) -> Any:
         return tuple(_build(a, v) for a, v in zip(args, data, strict=True))
     if cls is bytes:
         return base64.b64decode(data)
-    if dataclasses.is_dataclass(cls):
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         hints = typing.get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: _build(hints[k], v) for k, v in data.items() if k in names})
+        factory: Any = cls
+        return factory(**{k: _build(hints[k], v) for k, v in data.items() if k in names})
     return data

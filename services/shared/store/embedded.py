@@ -143,9 +143,13 @@ class EmbeddedStore:
             db = self._conn()
             with db:
                 db.execute("BEGIN")
-                for table, column in (("channels", "name"), ("meta", "channel"), ("tracks", "channel"),
-                                      ("fragments", "channel")):
-                    db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))  # noqa: S608
+                for table, column in (
+                    ("channels", "name"),
+                    ("meta", "channel"),
+                    ("tracks", "channel"),
+                    ("fragments", "channel"),
+                ):
+                    db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
 
         await self._run(delete)
         self._channels.pop(name, None)
@@ -182,11 +186,14 @@ class EmbeddedStore:
     async def get_meta(self, channel: str, key: str) -> bytes | None:
         now = self._clock_ms()
         row = await self._run(
-            lambda: self._conn()
-            .execute(
-                "SELECT value FROM meta WHERE channel = ? AND key = ? AND expires_ms > ?", (channel, key, now)
+            lambda: (
+                self._conn()
+                .execute(
+                    "SELECT value FROM meta WHERE channel = ? AND key = ? AND expires_ms > ?",
+                    (channel, key, now),
+                )
+                .fetchone()
             )
-            .fetchone()
         )
         return None if row is None else bytes(row[0])
 
@@ -196,7 +203,8 @@ class EmbeddedStore:
         expires = self._clock_ms() + ttl_s * 1000
         await self._run(
             lambda: self._write(
-                "INSERT OR REPLACE INTO tracks (channel, name, record, init, expires_ms) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO tracks (channel, name, record, init, expires_ms) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (record.channel, record.name, to_json(record), init, expires),
             )
         )
@@ -220,9 +228,11 @@ class EmbeddedStore:
 
     async def get_init(self, channel: str, track: str) -> bytes | None:
         row = await self._run(
-            lambda: self._conn()
-            .execute("SELECT init FROM tracks WHERE channel = ? AND name = ?", (channel, track))
-            .fetchone()
+            lambda: (
+                self._conn()
+                .execute("SELECT init FROM tracks WHERE channel = ? AND name = ?", (channel, track))
+                .fetchone()
+            )
         )
         return None if row is None else bytes(row[0])
 
@@ -254,12 +264,14 @@ class EmbeddedStore:
 
     async def get_fragment(self, channel: str, track: str, decode_time: int) -> bytes | None:
         row = await self._run(
-            lambda: self._conn()
-            .execute(
-                "SELECT data FROM fragments WHERE channel = ? AND track = ? AND decode_time = ?",
-                (channel, track, decode_time),
+            lambda: (
+                self._conn()
+                .execute(
+                    "SELECT data FROM fragments WHERE channel = ? AND track = ? AND decode_time = ?",
+                    (channel, track, decode_time),
+                )
+                .fetchone()
             )
-            .fetchone()
         )
         return None if row is None else bytes(row[0])
 

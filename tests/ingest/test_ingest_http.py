@@ -1,0 +1,252 @@
+"""The ingest edge against the contract: status codes, messages, and nothing committed is ever lost.
+
+Requests go through the raw ASGI interface so that chunk boundaries, disconnects and stalls are exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator, MutableMapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.node import Node, create_app
+from services.settings import Settings
+from services.shared.channels import ChannelConfig
+from services.shared.media.boxes import TrackExtendsBox
+from tests.media.builders import make_fragment, make_header, make_header_of, make_trak, video_entry
+
+TS = 90000
+SAMPLE = 3600  # 25 fps
+FRAMES = 50  # 2 s fragments
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    text: str
+
+
+def fragment(n: int, *, sizes: Sequence[int] | None = None, brands: Sequence[str] | None = None) -> bytes:
+    return make_fragment(
+        track_id=1,
+        sequence_number=n + 1,
+        decode_time=n * SAMPLE * FRAMES,
+        sample_durations=(SAMPLE,) * FRAMES,
+        sample_sizes=sizes or (200,) * FRAMES,
+        brands=brands,
+    )
+
+
+HEADER = make_header(track_id=1, timescale=TS)
+
+
+async def call(
+    node: Node,
+    method: str,
+    path: str,
+    chunks: Sequence[bytes] = (),
+    *,
+    then: str = "end",
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> Reply:
+    """Drive one request. ``then``: "end" (body complete), "disconnect" or "stall" after the chunks."""
+    queue: list[dict[str, Any]] = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
+    if then == "end":
+        queue.append({"type": "http.request", "body": b"", "more_body": False})
+    elif then == "disconnect":
+        queue.append({"type": "http.disconnect"})
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if queue:
+            return queue.pop(0)
+        await asyncio.sleep(3600)  # a stalled sender
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": list(headers)}
+    await asyncio.wait_for(node(scope, receive, send), 10)
+    if not sent:
+        return Reply(0, "")
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return Reply(int(sent[0]["status"]), body.decode())
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    app = create_app(Settings(data_dir=tmp_path, idle_timeout_s=0.3))
+    await app.store.open()
+    yield app
+    await app.store.close()
+
+
+async def committed(node: Node, channel: str = "ch", track: str = "v") -> list[int]:
+    return [e.decode_time for e in (await node.store.get_timeline(channel, track)).entries()]
+
+
+def split(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+async def test_long_post_commits_each_fragment_in_any_split(node: Node) -> None:
+    body = HEADER + b"".join(fragment(n) for n in range(3))
+    reply = await call(node, "POST", "/ingest/ch/Streams(v.cmfv)", split(body, 977))
+    assert reply.status == 200, reply.text
+    assert await committed(node) == [0, 180000, 360000]
+
+
+async def test_broken_connection_keeps_complete_fragments_and_no_partial(node: Node) -> None:
+    body = HEADER + fragment(0) + fragment(1)
+    cut = len(body) - 150  # mid-mdat of the second fragment
+    reply = await call(node, "POST", "/ingest/ch/Streams(v.cmfv)", [body[:cut]], then="disconnect")
+    assert reply.status == 0  # nobody to answer
+    assert await committed(node) == [0]
+    assert await node.store.get_fragment("ch", "v", 180000) is None
+
+
+async def test_stalled_sender_is_cut_off_and_earlier_fragments_stay(node: Node) -> None:
+    reply = await call(
+        node, "POST", "/ingest/ch/Streams(v.cmfv)", [HEADER + fragment(0) + fragment(1)[:99]], then="stall"
+    )
+    assert reply.status == 408 and "no request body bytes" in reply.text
+    assert await committed(node) == [0]
+
+
+async def test_per_segment_requests_and_duplicates(node: Node) -> None:
+    assert (await call(node, "PUT", "/ingest/ch/v/init.mp4", [HEADER])).status == 200
+    assert (await call(node, "PUT", "/ingest/ch/v/1.m4s", [fragment(0)])).status == 200
+    again = await call(node, "PUT", "/ingest/ch/v/1.m4s", [fragment(0)])
+    assert again.status == 200 and "1 duplicates" in again.text
+    assert await committed(node) == [0]
+
+
+async def test_empty_body_is_a_probe(node: Node) -> None:
+    reply = await call(node, "POST", "/ingest/ch/Streams(v.cmfv)", [])
+    assert reply.status == 200 and "accepts ingest" in reply.text
+
+
+async def test_delete_is_accepted_and_ignored(node: Node) -> None:
+    await call(node, "PUT", "/ingest/ch/v/init.mp4", [HEADER + fragment(0)])
+    assert (await call(node, "DELETE", "/ingest/ch/v/1.m4s")).status == 200
+    assert await committed(node) == [0]
+
+
+async def test_fragment_before_any_header_is_412(node: Node) -> None:
+    reply = await call(node, "PUT", "/ingest/ch/v/1.m4s", [fragment(0)])
+    assert reply.status == 412 and "header" in reply.text
+
+
+def _with_size(box: bytes, size_field: bytes) -> bytes:
+    return size_field + box[4:]
+
+
+def _bad_bodies() -> dict[str, tuple[bytes, int, str]]:
+    good = fragment(1)
+    mdat_at = good.index(b"mdat") - 4
+    moof, mdat = good[:mdat_at], good[mdat_at:]
+    lying_trun = fragment(1, sizes=(300,) * FRAMES)[: good.index(b"mdat") - 4] + mdat  # sizes > mdat
+    ts = bytes([0x47, 0x40, 0x00, 0x10]) + bytes(184)
+    return {
+        "truncated box": (moof + mdat[:-10], 400, "mdat"),
+        "box size 0": (_with_size(moof, b"\0\0\0\0") + mdat, 400, "moof"),
+        "largesize beyond body": (b"\0\0\0\x01moof" + struct.pack(">Q", 10**6) + moof[8:], 400, "moof"),
+        "size beyond body": (_with_size(moof, struct.pack(">I", len(good) + 5000)) + mdat, 400, "moof"),
+        "size below header": (_with_size(moof, struct.pack(">I", 4)) + mdat, 400, "moof"),
+        "mdat without moof": (mdat, 400, "mdat"),
+        "trun sizes not matching mdat": (lying_trun, 400, "trun"),
+        "decreasing tfdt": (
+            make_fragment(track_id=1, sequence_number=7, decode_time=90000, sample_durations=(SAMPLE,) * 3),
+            400,
+            "tfdt",
+        ),
+        "overlapping tfdt": (
+            make_fragment(
+                track_id=1, sequence_number=9, decode_time=180000 + 3600 * 10, sample_durations=(SAMPLE,) * 3
+            ),
+            400,
+            "tfdt",
+        ),
+        "MPEG-TS bytes": (ts * 7, 415, "MPEG-TS"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_bodies()))
+async def test_bad_input_is_refused_and_changes_nothing(node: Node, case: str) -> None:
+    assert (
+        await call(node, "POST", "/ingest/ch/Streams(v.cmfv)", [HEADER + fragment(0) + fragment(1)])
+    ).status == 200
+    before = [await node.store.get_fragment("ch", "v", t) for t in await committed(node)]
+    body, status, word = _bad_bodies()[case]
+    reply = await call(node, "PUT", "/ingest/ch/Streams(v.cmfv)", split(body, 301))
+    assert reply.status == status, reply.text
+    assert word.lower() in reply.text.lower(), reply.text
+    after = [await node.store.get_fragment("ch", "v", t) for t in await committed(node)]
+    assert await committed(node) == [0, 180000] and after == before
+
+
+async def test_unknown_codec_is_415(node: Node) -> None:
+    vp9 = replace(video_entry(), box_type="vp09")
+    header = make_header_of([make_trak(entry=vp9)], [TrackExtendsBox(track_id=1)])
+    reply = await call(node, "PUT", "/ingest/ch/Streams(v.cmfv)", [header])
+    assert reply.status == 415 and "vp09" in reply.text
+
+
+async def test_two_track_header_is_refused(node: Node) -> None:
+    header = make_header_of(
+        [make_trak(track_id=1), make_trak(track_id=2, handler="soun")],
+        [TrackExtendsBox(track_id=1), TrackExtendsBox(track_id=2)],
+    )
+    reply = await call(node, "PUT", "/ingest/ch/Streams(v.cmfv)", [header])
+    assert reply.status == 415 and "one track" in reply.text
+
+
+async def test_body_over_the_size_limit_is_413(node: Node) -> None:
+    await node.store.put_channel(ChannelConfig(name="small", max_object_bytes=4096))
+    big = fragment(0, sizes=(200,) * FRAMES)  # ~10 KB
+    assert (await call(node, "PUT", "/ingest/small/v/init.mp4", [HEADER])).status == 200
+    reply = await call(node, "PUT", "/ingest/small/v/1.m4s", split(big, 1000))
+    assert reply.status == 413 and "4096" in reply.text
+    declared = await call(node, "PUT", "/ingest/small/v/2.m4s", [], headers=[(b"content-length", b"999999")])
+    assert declared.status == 413
+    streamed = await call(node, "POST", "/ingest/small/Streams(v.cmfv)", [big])  # one box over the limit
+    assert streamed.status == 413
+    assert await committed(node, "small") == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ingest/../Streams(v)",
+        "/ingest/a%2Fb/Streams(v)",
+        "/ingest/a%00b/Streams(v)",
+        "/ingest/" + "c" * 129 + "/Streams(v)",
+        "/ingest/ch/Streams(..)",
+    ],
+)
+async def test_bad_names_are_400(node: Node, path: str) -> None:
+    reply = await call(node, "POST", path, [HEADER])
+    assert reply.status == 400, reply.text
+    assert await node.store.list_channels() == []
+
+
+async def test_unknown_channel_is_404_without_auto_create(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path, auto_create=False))
+    await app.store.open()
+    try:
+        reply = await call(app, "POST", "/ingest/nope/Streams(v.cmfv)", [HEADER])
+        assert reply.status == 404 and "auto-create" in reply.text
+    finally:
+        await app.store.close()
+
+
+async def test_lmsg_ends_the_track(node: Node) -> None:
+    last = fragment(1, brands=("msdh", "msdh", "lmsg"))
+    await call(node, "POST", "/ingest/ch/Streams(v.cmfv)", [HEADER + fragment(0) + last])
+    assert (await node.store.get_timeline("ch", "v")).ended
