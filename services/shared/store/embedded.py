@@ -3,13 +3,19 @@
 Durability: each commit is one SQLite transaction in WAL mode with ``synchronous=NORMAL``, so a crash
 or restart of the process keeps everything committed (a power loss may lose the last moments). Reads
 of timelines, tracks and config are served from memory; fragment and header bytes from SQLite.
-All SQLite work runs on one dedicated thread, so the event loop never waits on disk.
+
+Threads, so that neither the event loop nor a commit waits on disk housekeeping: one writer thread
+(every write, in order), a small pool of reader threads with their own connections (WAL readers never
+block the writer), and one checkpoint thread. Inline auto-checkpoints are off: they copy the WAL into
+the database and fsync on the committing thread, which put 100+ ms stalls into publish latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,10 +49,18 @@ def _now_ms() -> int:
 class EmbeddedStore:
     """``Store`` on one SQLite file under ``data_dir``."""
 
-    def __init__(self, data_dir: Path, *, clock_ms: Callable[[], int] = _now_ms) -> None:
+    def __init__(
+        self, data_dir: Path, *, clock_ms: Callable[[], int] = _now_ms, checkpoint_interval_s: float = 1.0
+    ) -> None:
         self._path = Path(data_dir) / "headwater.sqlite3"
         self._clock_ms = clock_ms
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headwater-sqlite")
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headwater-sqlite-w")
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headwater-sqlite-r")
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headwater-sqlite-c")
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._checkpoint_task: asyncio.Task[None] | None = None
         self._db: sqlite3.Connection | None = None
         self._channels: dict[str, ChannelConfig] = {}
         self._epochs: dict[str, int] = {}
@@ -57,21 +71,43 @@ class EmbeddedStore:
 
     async def open(self) -> None:
         await self._run(self._open_sync)
+        self._checkpoint_task = asyncio.create_task(self._checkpoint_forever())
 
     async def close(self) -> None:
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoint_task
+        for pool in (self._readers, self._checkpointer):
+            pool.shutdown(wait=True)
+        for conn in self._read_conns:
+            conn.close()
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
         self._executor.shutdown(wait=True)
 
     async def ping(self) -> None:
-        await self._run(lambda: self._conn().execute("SELECT 1").fetchone())
+        await self._read(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def _checkpoint_forever(self) -> None:
+        """PASSIVE checkpoints from their own connection: never block the writer or readers."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._checkpoint_interval_s)
+            try:
+                await loop.run_in_executor(
+                    self._checkpointer, lambda: self._reader_conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+                )
+            except sqlite3.Error:  # a busy database just waits for the next round
+                continue
 
     def _open_sync(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")
         db.executescript(_SCHEMA)
         self._db = db
         self._load(self._clock_ms())
@@ -102,13 +138,25 @@ class EmbeddedStore:
             raise StoreUnavailable("embedded store is not open")
         return self._db
 
-    async def _run(self, fn: Callable[[], T]) -> T:
+    def _reader_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+            self._read_conns.append(conn)
+        return conn
+
+    async def _run(self, fn: Callable[[], T], executor: ThreadPoolExecutor | None = None) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+            return await asyncio.get_running_loop().run_in_executor(executor or self._executor, fn)
         except sqlite3.OperationalError as exc:  # disk full, locked, I/O error
             raise StoreUnavailable(f"embedded store: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"embedded store: {exc}") from exc
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(lambda: fn(self._reader_conn()), self._readers)
 
     def _timeline(self, channel: str, track: str) -> TrackTimeline:
         key = (channel, track)
@@ -185,15 +233,11 @@ class EmbeddedStore:
 
     async def get_meta(self, channel: str, key: str) -> bytes | None:
         now = self._clock_ms()
-        row = await self._run(
-            lambda: (
-                self._conn()
-                .execute(
-                    "SELECT value FROM meta WHERE channel = ? AND key = ? AND expires_ms > ?",
-                    (channel, key, now),
-                )
-                .fetchone()
-            )
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT value FROM meta WHERE channel = ? AND key = ? AND expires_ms > ?",
+                (channel, key, now),
+            ).fetchone()
         )
         return None if row is None else bytes(row[0])
 
@@ -227,12 +271,10 @@ class EmbeddedStore:
         self._timelines.pop((channel, track), None)
 
     async def get_init(self, channel: str, track: str) -> bytes | None:
-        row = await self._run(
-            lambda: (
-                self._conn()
-                .execute("SELECT init FROM tracks WHERE channel = ? AND name = ?", (channel, track))
-                .fetchone()
-            )
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT init FROM tracks WHERE channel = ? AND name = ?", (channel, track)
+            ).fetchone()
         )
         return None if row is None else bytes(row[0])
 
@@ -263,15 +305,11 @@ class EmbeddedStore:
         return self._timelines.get((channel, track)) or TrackTimeline()
 
     async def get_fragment(self, channel: str, track: str, decode_time: int) -> bytes | None:
-        row = await self._run(
-            lambda: (
-                self._conn()
-                .execute(
-                    "SELECT data FROM fragments WHERE channel = ? AND track = ? AND decode_time = ?",
-                    (channel, track, decode_time),
-                )
-                .fetchone()
-            )
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT data FROM fragments WHERE channel = ? AND track = ? AND decode_time = ?",
+                (channel, track, decode_time),
+            ).fetchone()
         )
         return None if row is None else bytes(row[0])
 
