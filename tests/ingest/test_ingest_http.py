@@ -5,12 +5,10 @@ Requests go through the raw ASGI interface so that chunk boundaries, disconnects
 
 from __future__ import annotations
 
-import asyncio
 import struct
-from collections.abc import AsyncIterator, MutableMapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,17 +16,12 @@ from services.node import Node, create_app
 from services.settings import Settings
 from services.shared.channels import ChannelConfig
 from services.shared.media.boxes import TrackExtendsBox
+from tests.asgi import call
 from tests.media.builders import make_fragment, make_header, make_header_of, make_trak, video_entry
 
 TS = 90000
 SAMPLE = 3600  # 25 fps
 FRAMES = 50  # 2 s fragments
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: int
-    text: str
 
 
 def fragment(n: int, *, sizes: Sequence[int] | None = None, brands: Sequence[str] | None = None) -> bytes:
@@ -43,40 +36,6 @@ def fragment(n: int, *, sizes: Sequence[int] | None = None, brands: Sequence[str
 
 
 HEADER = make_header(track_id=1, timescale=TS)
-
-
-async def call(
-    node: Node,
-    method: str,
-    path: str,
-    chunks: Sequence[bytes] = (),
-    *,
-    then: str = "end",
-    headers: Sequence[tuple[bytes, bytes]] = (),
-) -> Reply:
-    """Drive one request. ``then``: "end" (body complete), "disconnect" or "stall" after the chunks."""
-    queue: list[dict[str, Any]] = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
-    if then == "end":
-        queue.append({"type": "http.request", "body": b"", "more_body": False})
-    elif then == "disconnect":
-        queue.append({"type": "http.disconnect"})
-    sent: list[MutableMapping[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if queue:
-            return queue.pop(0)
-        await asyncio.sleep(3600)  # a stalled sender
-        raise AssertionError("unreachable")
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": list(headers)}
-    await asyncio.wait_for(node(scope, receive, send), 10)
-    if not sent:
-        return Reply(0, "")
-    body = b"".join(m.get("body", b"") for m in sent[1:])
-    return Reply(int(sent[0]["status"]), body.decode())
 
 
 @pytest.fixture
