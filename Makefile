@@ -34,6 +34,7 @@ bench: setup
 	$(PY) -m bench.run
 
 fuzz: setup
+	$(PY) -m pip install -q -e '.[fuzz]'
 	$(PY) fuzz/fuzz_reader.py -runs=200000
 
 clean:

@@ -12,6 +12,12 @@ Two ingest styles are produced, both DASH-IF Live Media Ingest Interface 1 (CMAF
 - ``dash``: FFmpeg's DASH muxer ``PUT``\\s a manifest, an init segment per representation, and one
   request per segment (chunked, fragments flushed as they are encoded), and ``DELETE``\\s old segments.
 
+What FFmpeg 5.1 does on the wire (seen with ``tests/e2e/capture.py``): no Content-Length anywhere,
+every request is ``Transfer-Encoding: chunked`` (DELETEs too, with an empty body); it reads no response
+while a body is being sent and ignores every status code (a 412 is never answered by re-sending the
+init segment); an origin that wants to refuse a long POST must answer and close the connection, which
+makes the whole FFmpeg process fail ("Broken pipe") within one fragment. ``main`` restarts it.
+
 The video is ``testsrc2`` with the UTC wall clock, the media time and the frame number burnt in (if a
 font is available), so a screenshot of a player shows its latency; the audio is a sine that beeps once a
 second.
@@ -133,9 +139,45 @@ def _common_head(
     ]  # fmt: skip
 
 
+def _chunked_post(url: str, content_type: str) -> list[str]:
+    # Without -content_type FFmpeg sends no Content-Type header at all.
+    timeout = str(RW_TIMEOUT_US)
+    return [
+        "-method",
+        "POST",
+        "-chunked_post",
+        "1",
+        "-rw_timeout",
+        timeout,
+        "-content_type",
+        content_type,
+        url,
+    ]
+
+
 def ingest_url(base_url: str, channel: str, path: str) -> str:
     """``{base_url}/ingest/{channel}/{path}`` with the channel percent-encoded."""
     return f"{base_url.rstrip('/')}/ingest/{quote(channel, safe='')}/{path}"
+
+
+def wallclock_offset_s(now_s: float | None = None) -> int:
+    """Unix time rounded down to a GOP: output timestamps anchored to the Unix epoch.
+
+    DASH-IF ingest's guidance for redundant and restarting sources: with epoch-anchored decode times a
+    restarted encoder continues the stored timeline (after a gap) instead of going back to 0, and
+    segment boundaries line up with wall-clock multiples of the GOP.
+    """
+    now = time.time() if now_s is None else now_s
+    return int(now // GOP_S) * GOP_S
+
+
+def _ts_offset(ts_offset_s: int | None) -> list[str]:
+    return [] if ts_offset_s is None else ["-output_ts_offset", str(ts_offset_s)]
+
+
+def _movflags(base: str, ts_offset_s: int | None) -> str:
+    # without frag_discont FFmpeg 5.1's mp4 muxer rebases every track's first tfdt to 0
+    return base if ts_offset_s is None else base + "+frag_discont"
 
 
 def long_post_command(
@@ -146,6 +188,7 @@ def long_post_command(
     ladder: Sequence[VideoRendition] = LADDER,
     audio: bool = True,
     prft: bool = False,
+    ts_offset_s: int | None = None,
     fragment_s: float | None = None,
     clock_font: str | None = CLOCK_FONT,
 ) -> list[str]:
@@ -160,21 +203,19 @@ def long_post_command(
     if not ladder:
         raise ValueError("the ladder needs at least one rendition")
     movflags = "cmaf+frag_keyframe+empty_moov+default_base_moof+separate_moof+delay_moov"
-    mux = ["-f", "mp4", "-movflags", movflags, *(["-write_prft", "wallclock"] if prft else [])]
+    mux = ["-f", "mp4", "-movflags", _movflags(movflags, ts_offset_s)]
+    mux += ["-write_prft", "wallclock"] if prft else []
+    mux += _ts_offset(ts_offset_s)
     video_cut = ["-frag_duration", str(round(fragment_s * 1_000_000))] if fragment_s else []
     audio_cut = ["-frag_duration", str(round(fragment_s * 1_000_000) if fragment_s else AUDIO_FRAGMENT_US)]
-    http = ["-method", "POST", "-chunked_post", "1", "-rw_timeout", str(RW_TIMEOUT_US)]
     argv = _common_head(ladder=ladder, audio=audio, duration_s=duration_s, clock_font=clock_font)
     for index, rendition in enumerate(ladder):
-        argv += ["-map", f"[v{index}]", *_x264_args(), *_rate_args(rendition), *mux, *video_cut, *http]
-        argv += [
-            "-content_type",
-            "video/mp4",
-            ingest_url(base_url, channel, f"Streams({rendition.name}.cmfv)"),
-        ]
+        url = ingest_url(base_url, channel, f"Streams({rendition.name}.cmfv)")
+        argv += ["-map", f"[v{index}]", *_x264_args(), *_rate_args(rendition), *mux, *video_cut]
+        argv += _chunked_post(url, "video/mp4")
     if audio:
-        argv += ["-map", "1:a", *_aac_args(), *mux, *audio_cut, *http]
-        argv += ["-content_type", "audio/mp4", ingest_url(base_url, channel, f"Streams({AUDIO.name}.cmfa)")]
+        url = ingest_url(base_url, channel, f"Streams({AUDIO.name}.cmfa)")
+        argv += ["-map", "1:a", *_aac_args(), *mux, *audio_cut, *_chunked_post(url, "audio/mp4")]
     return argv
 
 
@@ -189,6 +230,7 @@ def dash_put_command(
     window_size: int = 5,
     utc_timing_url: str | None = None,
     clock_font: str | None = CLOCK_FONT,
+    ts_offset_s: int | None = None,
 ) -> list[str]:
     """One FFmpeg process using its DASH muxer to PUT a live CMAF presentation segment by segment.
 
@@ -212,9 +254,11 @@ def dash_put_command(
     chunking = ["-frag_type", "duration", "-frag_duration", f"{fragment_s:g}"] if fragment_s else []
     if utc_timing_url:
         chunking += ["-utc_timing_url", utc_timing_url, "-write_prft", "1"]
+    movflags = "movflags=" + _movflags("cmaf", ts_offset_s)
     argv += [
+        *_ts_offset(ts_offset_s),
         "-f", "dash", "-seg_duration", str(SEGMENT_S), "-streaming", "1", "-ldash", "1", *chunking,
-        "-use_timeline", "0", "-use_template", "1", "-format_options", "movflags=cmaf",
+        "-use_timeline", "0", "-use_template", "1", "-format_options", movflags,
         "-adaptation_sets", sets, "-window_size", str(window_size), "-extra_window_size", "2",
         "-method", "PUT", "-http_persistent", "1", "-timeout", f"{RW_TIMEOUT_US / 1e6:g}",
         ingest_url(base_url, channel, "manifest.mpd"),
@@ -270,27 +314,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retry-delay", type=float, default=2.0, help="restart delay after a failure")
     args = parser.parse_args(argv)
     font = CLOCK_FONT if os.path.exists(CLOCK_FONT) else None
-    if args.mode == "dash":
-        command = dash_put_command(
-            args.base_url, args.channel, duration_s=args.duration, fragment_s=args.fragment, clock_font=font
-        )
-    else:
-        command = long_post_command(
-            args.base_url,
-            args.channel,
-            duration_s=args.duration,
-            prft=args.prft,
-            fragment_s=args.fragment,
-            clock_font=font,
-        )
+
+    def command() -> list[str]:  # rebuilt at every (re)start: a new wall-clock anchor
+        if args.mode == "dash":
+            return dash_put_command(
+                args.base_url, args.channel, duration_s=args.duration, fragment_s=args.fragment,
+                clock_font=font, ts_offset_s=wallclock_offset_s(),
+            )  # fmt: skip
+        return long_post_command(
+            args.base_url, args.channel, duration_s=args.duration, prft=args.prft, fragment_s=args.fragment,
+            clock_font=font, ts_offset_s=wallclock_offset_s(),
+        )  # fmt: skip
+
     signal.signal(signal.SIGTERM, _raise_interrupt)
     proc: subprocess.Popen[bytes] | None = None
     try:
         while True:
-            proc = run_pusher(command, log_path=args.log)
+            proc = run_pusher(command(), log_path=args.log)
             code = proc.wait()
-            if code == 0 and args.duration is not None:
-                return 0
+            if args.duration is not None:  # a bounded run is never restarted
+                return code
             print(f"demo: ffmpeg exited with {code}; restarting in {args.retry_delay:g} s", file=sys.stderr)
             time.sleep(args.retry_delay)
     except KeyboardInterrupt:

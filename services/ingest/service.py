@@ -149,6 +149,7 @@ class TrackWriter:
             placement = place_fragment(
                 last,
                 decode_time=fragment.decode_time,
+                duration_ticks=fragment.duration_ticks,
                 independent=fragment.starts_with_keyframe,
                 target_ticks=self.channel.segment_duration_ms * timescale // 1000,
             )

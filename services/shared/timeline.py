@@ -4,10 +4,12 @@ Segmentation and numbering are decided once, when a fragment is committed, from 
 alone (``place_fragment``), and persisted with the entry. So every packager process, before or after a
 restart, derives the same segments and media sequence numbers from the same stored timeline.
 
-Rule: a fragment starts a new segment when it begins with a sync sample and either the segment it would
-join has already reached the target duration (within ``SEGMENT_TOLERANCE``), or it does not follow on
-without a gap. The first segment of a track is numbered on the target-duration grid
-(``decode_time // target``), so renditions that start together get the same numbers.
+Rule: a fragment starts a new segment when it begins with a sync sample and either closing the segment
+here lands nearer the target duration than letting it grow by this fragment would (``elapsed >=
+target - duration / 2``), or the fragment does not follow on without a gap. So 2 s GOPs give 2 s
+segments, 1.92 s GOPs 1.92 s ones, and per-frame audio fragments close at the frame nearest 2 s. The
+first segment of a track is numbered on the target-duration grid (``decode_time // target``), so
+renditions that start together get the same numbers.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-SEGMENT_TOLERANCE = 0.1  # a segment may close when it is within 10% of the target duration
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,14 +48,19 @@ class Placement:
 
 
 def place_fragment(
-    previous: FragmentEntry | None, *, decode_time: int, independent: bool, target_ticks: int
+    previous: FragmentEntry | None,
+    *,
+    decode_time: int,
+    duration_ticks: int,
+    independent: bool,
+    target_ticks: int,
 ) -> Placement:
     """Where a new fragment goes: which segment (numbered) and which part of it."""
     if previous is None:
         return Placement(segment_number=decode_time // target_ticks, segment_start=decode_time, part_number=0)
     elapsed = decode_time - previous.segment_start
     contiguous = decode_time == previous.end_time
-    full = elapsed * 10 >= target_ticks * (10 - int(SEGMENT_TOLERANCE * 10))
+    full = 2 * elapsed >= 2 * target_ticks - duration_ticks
     if independent and (full or not contiguous):
         return Placement(segment_number=previous.segment_number + 1, segment_start=decode_time, part_number=0)
     return Placement(

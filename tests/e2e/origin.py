@@ -30,16 +30,36 @@ class Origin:
 
 
 @contextlib.contextmanager
-def running_origin(data_dir: Path, *, port: int | None = None, extra_env: dict[str, str] | None = None,
-                   args: tuple[str, ...] = ()) -> Iterator[Origin]:
+def running_origin(
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> Iterator[Origin]:
     port = port or free_port()
     log_path = data_dir / "headwater.log"
     env = {**os.environ, **(extra_env or {})}
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-             "--log-level", "warning", *args],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -39,7 +40,11 @@ def timeline(fragments: Sequence[Frag], *, target_ticks: int) -> TrackTimeline:
     line = TrackTimeline()
     for frag in fragments:
         placement = place_fragment(
-            line.last, decode_time=frag.decode_time, independent=frag.independent, target_ticks=target_ticks
+            line.last,
+            decode_time=frag.decode_time,
+            duration_ticks=frag.duration_ticks,
+            independent=frag.independent,
+            target_ticks=target_ticks,
         )
         line.append(
             FragmentEntry(
@@ -98,7 +103,7 @@ def run(
 
 
 def video_info(
-    codec: str = "avc1.64001f", *, width: int = 1280, height: int = 720, **extra: object
+    codec: str = "avc1.64001f", *, width: int = 1280, height: int = 720, **extra: Any
 ) -> TrackInfo:
     fields: dict[str, object] = {
         "track_id": 1,
@@ -114,7 +119,7 @@ def video_info(
     return TrackInfo(**fields)  # type: ignore[arg-type]
 
 
-def audio_info(language: str | None = "eng", **extra: object) -> TrackInfo:
+def audio_info(language: str | None = "eng", **extra: Any) -> TrackInfo:
     fields: dict[str, object] = {
         "track_id": 2,
         "handler": HANDLER_AUDIO,
@@ -153,14 +158,14 @@ def video_360() -> TrackView:
     return view("v360", info, timeline(frags, target_ticks=180_000))
 
 
-def audio(name: str, language: str | None, *, ended: bool = False, **extra: object) -> TrackView:
+def audio(name: str, language: str | None, *, ended: bool = False, **extra: Any) -> TrackView:
     """12 AAC fragments of 47 frames: 5 complete 2.00533 s segments and one in progress (or 6, ended)."""
     frags = run(AUDIO_START, 12, duration_ticks=AAC_FRAGMENT, sample_count=47, size=16_000, last=ended)
     return view(name, audio_info(language, **extra), timeline(frags, target_ticks=96_000))
 
 
 def video(
-    name: str, *, frames: int = 25, frame_ticks: int = 3600, size: int = 100_000, **extra: object
+    name: str, *, frames: int = 25, frame_ticks: int = 3600, size: int = 100_000, **extra: Any
 ) -> TrackView:
     """Three 1 s (by default) fragments from time 0: one complete segment, one in progress."""
     info = video_info(**extra)
@@ -168,7 +173,7 @@ def video(
     return view(name, info, timeline(frags, target_ticks=2 * info.timescale))
 
 
-def single_segment(duration_ticks: int, **extra: object) -> TrackView:
+def single_segment(duration_ticks: int, **extra: Any) -> TrackView:
     """One video segment of the given length, ended."""
     frags = [Frag(decode_time=0, duration_ticks=duration_ticks, sample_count=1, size=1, last=True)]
     return view("v", video_info(**extra), timeline(frags, target_ticks=180_000))

@@ -12,7 +12,13 @@ def entries(
     out: list[FragmentEntry] = []
     t = start
     for duration, key in zip(durations, keyframes, strict=True):
-        p = place_fragment(out[-1] if out else None, decode_time=t, independent=key, target_ticks=target)
+        p = place_fragment(
+            out[-1] if out else None,
+            decode_time=t,
+            duration_ticks=duration,
+            independent=key,
+            target_ticks=target,
+        )
         out.append(
             FragmentEntry(
                 decode_time=t,
@@ -49,6 +55,18 @@ def test_chunks_join_until_target_then_close_at_next_keyframe() -> None:
     assert [e.part_number for e in es[:5]] == [0, 1, 2, 3, 0]
 
 
+def test_per_frame_fragments_close_at_the_frame_nearest_the_target() -> None:
+    # AAC at 48 kHz, one 1024-sample frame per fragment, 2 s target: 94 frames (2.0053 s) is nearest
+    es = entries([1024] * 200, [True] * 200, target=96000)
+    first = [e for e in es if e.segment_number == es[0].segment_number]
+    assert len(first) == 94
+
+
+def test_close_gop_to_target_gives_gop_sized_segments() -> None:
+    es = entries([1920] * 4, [True] * 4, target=2000)  # 1.92 s GOPs, 2 s target
+    assert [e.part_number for e in es] == [0, 0, 0, 0]
+
+
 def test_segment_cannot_close_without_a_keyframe() -> None:
     keys = [True, False, False, False, False, False, True]
     es = entries([500] * 7, keys, target=2000)
@@ -57,7 +75,9 @@ def test_segment_cannot_close_without_a_keyframe() -> None:
 
 def test_gap_starts_a_new_segment_at_a_keyframe() -> None:
     es = entries([500, 500], [True, True], target=2000)
-    after_gap = place_fragment(es[-1], decode_time=5000, independent=True, target_ticks=2000)
+    after_gap = place_fragment(
+        es[-1], decode_time=5000, duration_ticks=500, independent=True, target_ticks=2000
+    )
     assert (after_gap.segment_number, after_gap.part_number) == (1, 0)
 
 

@@ -146,6 +146,8 @@ class CmafReader:
                 self._box.box_type, "size", f"stream ended {have} bytes into a {self._box.size}-byte box"
             )
         if len(self._queue) > self._scan:
+            if self._stream_offset + self._scan == 0:
+                _check_first_box(self._queue.peek(0, 8))
             raise Truncated(
                 "file", "size", f"stream ended inside a box header ({len(self._queue) - self._scan} bytes)"
             )
@@ -296,5 +298,5 @@ def _check_first_box(raw: bytes) -> None:
     if raw[0] == MPEG_TS_SYNC_BYTE:
         raise NotIsoBmff("the stream starts with 0x47, an MPEG-TS sync byte: send CMAF (fMP4), not MPEG-TS")
     box_type = raw[4:8].decode("latin-1")
-    if box_type not in FIRST_BOX_TYPES:
+    if len(raw) >= _SIZE_TYPE.size and box_type not in FIRST_BOX_TYPES:
         raise NotIsoBmff(f"the stream does not start with an ISO-BMFF box (first type would be {box_type!r})")

@@ -6,6 +6,8 @@ single_track_header(header, track_id=2)                      # an init segment f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from services.shared.media.box import Box, serialize
 from services.shared.media.errors import MalformedBox
 from services.shared.media.header import single_track_header
@@ -34,6 +36,6 @@ def _file_type(box_type: str, major: str, compatible: tuple[str, ...], minor_ver
     return serialize(box)
 
 
-def serialize_all(boxes: list[Box] | tuple[Box, ...]) -> bytes:
+def serialize_all(boxes: Iterable[Box]) -> bytes:
     """The boxes one after another."""
     return b"".join(serialize(box) for box in boxes)
