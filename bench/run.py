@@ -1,0 +1,215 @@
+"""``make bench``: Headwater against nginx on the same bytes, in one run, plus publish latency.
+
+    python -m bench.run [--duration 10] [--connections-playlist 32] [--connections-segment 8]
+                        [--skip-publish] [--markdown-out PATH]
+
+1. ``headwater serve`` on a free loopback port with a temporary data dir; channel ``bench`` is created
+   with ``stale_after_s=3600`` so it stays live after the encoder stops; FFmpeg pushes ``--media``
+   seconds of the demo ladder and is waited for, so no encoder competes for CPU during the loads.
+   Publish latency p50/p99 is read from ``/metrics`` right after the push.
+2. One media playlist (``video540``) and the video segment closest to 500 KB are fetched from the
+   origin and written under the same URL paths into a temporary nginx root.
+3. nginx (one worker) serves them; both servers must answer ``200`` with identical bytes (sha256).
+4. wrk (one thread, same connections and duration for both) loads each URL on each server.
+5. Unless ``--skip-publish``: a second, fresh origin takes synthetic ~500 KB fragments, one POST each,
+   timed from the client (see ``bench.publish``), and its ``/metrics`` view of the same fragments.
+
+Every process started here listens on 127.0.0.1 only and is stopped on the way out, on errors and on
+Ctrl-C / SIGTERM too. Timings are printed, never asserted: the exit status says only whether the
+benchmark could run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from bench.cpu import tree_cpu_s, waited_children_cpu_s
+from bench.fixtures import Fixture, pick_fixtures, push_ladder, verify_identical
+from bench.nginx import running_nginx
+from bench.publish import LatencySummary, PublishError, parse_publish_metrics, synthetic_publish
+from bench.report import Environment, LoadRun, Results, ServerRun, collect_environment, render
+from bench.wrk import WrkError, run_wrk
+from tests.e2e.origin import running_origin
+
+CHANNEL = "bench"
+PUBLISH_CHANNEL = "bench2"
+PLAYLIST_TRACK = "video540"
+SEGMENT_BYTES = 500_000
+
+
+def _progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="whole seconds of each wrk run (default 10)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="whole seconds of wrk warm-up before each run, 0 for none (default 1)",
+    )
+    parser.add_argument("--connections-playlist", type=int, default=32, help="wrk -c for the playlist (32)")
+    parser.add_argument("--connections-segment", type=int, default=8, help="wrk -c for the segment (8)")
+    parser.add_argument(
+        "--skip-publish", action="store_true", help="skip the synthetic publish-latency client"
+    )
+    parser.add_argument("--publish-fragments", type=int, default=200, help="timed synthetic fragments (200)")
+    parser.add_argument("--media", type=float, default=12.0, help="seconds of media FFmpeg pushes (12)")
+    parser.add_argument("--markdown-out", type=Path, default=None, help="also write the report block here")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (logs, data, nginx root)"
+    )
+    args = parser.parse_args(argv)
+    for name in ("duration", "connections_playlist", "connections_segment", "publish_fragments", "media"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    return args
+
+
+def _load(
+    base_url: str, pid: int, path: str, *, connections: int, duration_s: int, warmup_s: int
+) -> ServerRun:
+    url = base_url + path
+    if warmup_s > 0:
+        run_wrk(url, connections=connections, duration_s=warmup_s, latency=False)
+    _progress(f"wrk -c {connections} -d {duration_s:g}s {url}")
+    server, client = tree_cpu_s(pid), waited_children_cpu_s()
+    result = run_wrk(url, connections=connections, duration_s=duration_s)
+    return ServerRun(
+        wrk=result, server_cpu_s=tree_cpu_s(pid) - server, client_cpu_s=waited_children_cpu_s() - client
+    )
+
+
+def _compare(
+    fixture: Fixture,
+    servers: tuple[tuple[str, int], tuple[str, int]],
+    *,
+    connections: int,
+    duration_s: int,
+    warmup_s: int,
+) -> LoadRun:
+    """``servers``: (base URL, pid) of headwater, then of nginx; loaded one after the other."""
+    runs = [
+        _load(base, pid, fixture.path, connections=connections, duration_s=duration_s, warmup_s=warmup_s)
+        for base, pid in servers
+    ]
+    return LoadRun(
+        path=fixture.path, size=len(fixture.body), connections=connections, headwater=runs[0], nginx=runs[1]
+    )
+
+
+def run_playback(args: argparse.Namespace, work: Path) -> tuple[LatencySummary | None, LoadRun, LoadRun]:
+    """Steps 1-4: push, pick, serve the same bytes from nginx, load both."""
+    data_dir = work / "origin"
+    data_dir.mkdir()
+    with running_origin(data_dir) as origin, httpx.Client(base_url=origin.base_url, timeout=10.0) as client:
+        created = client.put(f"/api/channels/{CHANNEL}", json={"stale_after_s": 3600})
+        if created.status_code not in (200, 201):
+            raise RuntimeError(f"PUT /api/channels/{CHANNEL}: {created.status_code} {created.text}")
+        _progress(f"origin {origin.base_url}: pushing {args.media:g} s of the demo ladder with FFmpeg")
+        push_ladder(origin.base_url, CHANNEL, duration_s=args.media, log_path=work / "ffmpeg.log")
+        publish = parse_publish_metrics(client.get("/metrics").text)
+        playlist, segment = pick_fixtures(
+            client, CHANNEL, playlist_track=PLAYLIST_TRACK, segment_bytes=SEGMENT_BYTES
+        )
+        with running_nginx(work / "nginx", {f.path: f.body for f in (playlist, segment)}) as nginx:
+            verify_identical((origin.base_url, nginx.base_url), (playlist, segment))  # + warm-up requests
+            _progress(f"nginx {nginx.base_url}: both servers answer 200 with identical bytes")
+            servers = ((origin.base_url, origin.process.pid), (nginx.base_url, nginx.process.pid))
+            timing = {"duration_s": args.duration, "warmup_s": args.warmup}
+            playlist_run = _compare(playlist, servers, connections=args.connections_playlist, **timing)
+            segment_run = _compare(segment, servers, connections=args.connections_segment, **timing)
+        if origin.process.poll() is not None:
+            raise RuntimeError(f"the origin exited during the run (code {origin.process.returncode})")
+    return publish, playlist_run, segment_run
+
+
+def run_publish(args: argparse.Namespace, work: Path) -> tuple[LatencySummary, LatencySummary | None]:
+    """Step 5, on a fresh origin so its /metrics holds only these fragments."""
+    data_dir = work / "publish"
+    data_dir.mkdir()
+    with running_origin(data_dir) as origin:
+        _progress(f"origin {origin.base_url}: {args.publish_fragments} synthetic fragments, one POST each")
+        client_side = synthetic_publish(
+            origin.base_url, PUBLISH_CHANNEL, fragments=args.publish_fragments, fragment_bytes=SEGMENT_BYTES
+        )
+        server_side = parse_publish_metrics(httpx.get(f"{origin.base_url}/metrics", timeout=10.0).text)
+    return client_side, server_side
+
+
+def run(args: argparse.Namespace, work: Path) -> Results:
+    publish, playlist, segment = run_playback(args, work)
+    results = Results(
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        playlist=playlist,
+        segment=segment,
+        publish_ffmpeg=publish,
+        media_s=args.media,
+    )
+    if not args.skip_publish:
+        client_side, server_side = run_publish(args, work)
+        results = dataclasses.replace(
+            results,
+            publish_client=client_side,
+            publish_server=server_side,
+            publish_fragment_bytes=SEGMENT_BYTES,
+        )
+    return results
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(arguments)
+    command = sys.orig_argv if argv is None else ["python", "-m", "bench.run", *arguments]
+    environment: Environment = collect_environment(shlex.join(command))
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM unwinds like Ctrl-C: every child is stopped
+    work = Path(tempfile.mkdtemp(prefix="headwater-bench-"))
+    try:
+        results = run(args, work)
+    except KeyboardInterrupt:
+        _progress("interrupted; everything started was stopped")
+        return 130
+    except (RuntimeError, OSError, WrkError, PublishError, httpx.HTTPError) as exc:
+        _progress(f"failed: {type(exc).__name__}: {exc}")
+        for log in ("origin/headwater.log", "publish/headwater.log", "nginx/error.log", "ffmpeg.log"):
+            if (path := work / log).exists() and (text := path.read_text(errors="replace")[-1500:].strip()):
+                _progress(f"--- tail of {log} ---\n{text}")
+        return 1
+    finally:
+        if args.keep:
+            _progress(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    environment = dataclasses.replace(environment, load_end=os.getloadavg())
+    report = render(environment, results)
+    print(report, end="")
+    if args.markdown_out is not None:
+        with contextlib.suppress(FileNotFoundError):
+            args.markdown_out.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown_out.write_text(report)
+        _progress(f"wrote {args.markdown_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
