@@ -98,11 +98,11 @@ def create_app(settings: Settings) -> Node:
         metrics=metrics,
         settings=IngestSettings(auto_create=settings.auto_create, idle_timeout_s=settings.idle_timeout_s),
     )
-    packager = PackagerService(store=store, metrics=metrics)
+    packager = PackagerService(store=store, signal=signal, metrics=metrics)
     return Node(
         settings=settings,
         store=store,
         ingest=IngestApp(ingest),
         playback=PlaybackApp(packager),
-        control=create_control_app(store=store, metrics=metrics, admin_key=settings.admin_key),
+        control=create_control_app(store=store, signal=signal, metrics=metrics, admin_key=settings.admin_key),
     )

@@ -14,6 +14,7 @@ from services.packager.window import wall_ms
 from services.shared.channels import AuthConfig, ChannelConfig, validate_name
 from services.shared.errors import HeadwaterError, InvalidName, StoreError
 from services.shared.metrics import Metrics
+from services.shared.signal import Signal
 from services.shared.store.base import Store
 
 
@@ -89,7 +90,7 @@ def require_admin(request: Request, authorization: Annotated[str | None, Header(
 Admin = Annotated[None, Depends(require_admin)]
 
 
-def create_control_app(*, store: Store, metrics: Metrics, admin_key: str | None) -> FastAPI:
+def create_control_app(*, store: Store, signal: Signal, metrics: Metrics, admin_key: str | None) -> FastAPI:
     app = FastAPI(title="Headwater control API", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.admin_key = admin_key
 
@@ -103,6 +104,7 @@ def create_control_app(*, store: Store, metrics: Metrics, admin_key: str | None)
         existed = await store.get_channel(name) is not None
         config = body.to_config(name)
         await store.put_channel(config)
+        signal.notify(name)  # packagers drop their snapshot of the channel
         response.status_code = 200 if existed else 201
         return dataclasses.asdict(config)
 
@@ -123,6 +125,7 @@ def create_control_app(*, store: Store, metrics: Metrics, admin_key: str | None)
         if await store.get_channel(name) is None:
             raise HTTPException(404, f"no channel {channel!r}")
         await store.delete_channel(name)
+        signal.notify(name)
         return Response(status_code=204)
 
     @app.get("/healthz", response_class=PlainTextResponse)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from services.ingest.errors import BadTimeline, NotCmafTrack, UnknownChannel
 from services.ingest.manifest import IngestManifest, parse_ingest_manifest
+from services.shared.cache import LruCache
 from services.shared.channels import ChannelConfig, TrackRecord, validate_name
 from services.shared.media.errors import MissingHeader
 from services.shared.media.models import CmafFragment, CmafHeader, TrackInfo
@@ -184,6 +185,7 @@ class IngestService:
     settings: IngestSettings = field(default_factory=IngestSettings)
     clock_ms: Callable[[], int] = _now_ms
     _manifests: dict[bytes, IngestManifest] = field(default_factory=dict)
+    _headers: LruCache[CmafHeader] = field(default_factory=lambda: LruCache(4096))
 
     async def channel(self, name: str) -> ChannelConfig:
         validate_name("channel", name)
@@ -229,8 +231,7 @@ class IngestService:
         FFmpeg's DASH muxer may PUT an init segment before the MPD that names its representation;
         such a header was remembered by path, and is adopted here once the MPD maps it.
         """
-        init = await self.store.get_init(channel.name, track)
-        header = _parse_header(init, channel) if init is not None else None
+        header = await self._stored_header(channel, track)
         writer = TrackWriter(
             store=self.store,
             signal=self.signal,
@@ -246,6 +247,20 @@ class IngestService:
             if manifest is not None:
                 writer.header = await self._adopt(channel, manifest, track)
         return writer
+
+    async def _stored_header(self, channel: ChannelConfig, track: str) -> CmafHeader | None:
+        """The track's CMAF header, parsed once per version (a re-sent header bumps ``created_ms``)."""
+        record = next((r for r in await self.store.get_tracks(channel.name) if r.name == track), None)
+        if record is None:
+            return None
+        key = (channel.name, track, record.created_ms)
+        header = self._headers.get(key)
+        if header is None:
+            init = await self.store.get_init(channel.name, track)
+            header = _parse_header(init, channel) if init is not None else None
+            if header is not None:
+                self._headers.put(key, header)
+        return header
 
     async def _adopt(self, channel: ChannelConfig, manifest: IngestManifest, track: str) -> CmafHeader | None:
         rep = manifest.representation(track)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, unquote, urlencode
 
 from services.packager.errors import Gone, NotYetAvailable, http_status
-from services.packager.service import PackagerService, Rendered
+from services.packager.service import PackagerService
+from services.packager.state import Rendered
 from services.packager.window import TimeWindow, parse_window
 from services.shared.asgi import Headers, Receive, Scope, Send, header, respond, respond_text
 from services.shared.errors import HeadwaterError, NotFound
@@ -30,10 +31,6 @@ PREFLIGHT = [
     (b"access-control-allow-headers", b"Range, If-None-Match, If-Modified-Since"),
     (b"access-control-max-age", b"86400"),
 ]
-
-
-def _http_date(ms: int) -> bytes:
-    return formatdate(ms / 1000, usegmt=True).encode()
 
 
 def _window(query_string: bytes) -> tuple[TimeWindow, str]:
@@ -54,7 +51,7 @@ class PlaybackApp:
         method = scope["method"]
         parts = scope["path"][len("/live/") :].split("/")
         channel = unquote(parts[0])
-        cors = await self._cors(channel)
+        cors = await self.service.cors(channel)
         if method == "OPTIONS":
             await respond(send, 204, [*cors, *PREFLIGHT])
             return
@@ -91,14 +88,6 @@ class PlaybackApp:
             if match:
                 return await service.media_segment(channel, track, int(match.group(1)))
         raise NotFound(f"no playback resource at /live/{channel}/{'/'.join(rest)}")
-
-    async def _cors(self, channel: str) -> Headers:
-        config = await self.service.store.get_channel(channel) if channel else None
-        origin = config.cors_allow_origin if config else "*"
-        return [
-            (b"access-control-allow-origin", origin.encode()),
-            (b"access-control-expose-headers", b"Content-Length, Content-Range, ETag, Last-Modified, Age"),
-        ]
 
     async def _time(self, send: Send, cors: Headers) -> None:
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -158,31 +147,26 @@ def _byte_range(spec: bytes, size: int) -> tuple[int, int] | bool | None:
 
 async def serve(scope: Scope, send: Send, rendered: Rendered, cors: Headers, *, head: bool) -> None:
     """Send ``rendered`` honouring conditional requests (304), Range (206/416) and HEAD."""
-    common: Headers = [
-        (b"cache-control", rendered.cache_control),
-        (b"etag", rendered.etag),
-        (b"last-modified", _http_date(rendered.last_modified_ms)),
-        (b"accept-ranges", b"bytes"),
-        *cors,
-    ]
     if _not_modified(scope, rendered):
-        await respond(send, 304, common)
+        await respond(send, 304, [*rendered.headers[2:], *cors])  # no content-type/length on a 304
         return
-    body = rendered.body
-    status = 200
-    spec = header(scope, b"range")
+    spec = header(scope, b"range") if scope["headers"] else None
     if spec is not None:
+        body = rendered.body
         chosen = _byte_range(spec, len(body))
         if chosen is False:
-            await respond(send, 416, [(b"content-range", f"bytes */{len(body)}".encode()), *common])
+            await respond(send, 416, [(b"content-range", f"bytes */{len(body)}".encode()), *cors])
             return
         if isinstance(chosen, tuple):
             first, last = chosen
-            common.append((b"content-range", f"bytes {first}-{last}/{len(body)}".encode()))
-            body, status = body[first : last + 1], 206
-    headers = [
-        (b"content-type", rendered.content_type),
-        (b"content-length", str(len(body)).encode()),
-        *common,
-    ]
-    await respond(send, status, headers, b"" if head else body)
+            part = body[first : last + 1]
+            headers = [
+                (b"content-type", rendered.content_type),
+                (b"content-length", str(len(part)).encode()),
+                (b"content-range", f"bytes {first}-{last}/{len(body)}".encode()),
+                *rendered.headers[2:],
+                *cors,
+            ]
+            await respond(send, 206, headers, b"" if head else part)
+            return
+    await respond(send, 200, [*rendered.headers, *cors], b"" if head else rendered.body)

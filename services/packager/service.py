@@ -8,21 +8,21 @@ share a single store read (single-flight).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from services.packager import dash, hls
 from services.packager.errors import Gone, NotYetAvailable, StaleChannel
+from services.packager.state import ChannelState, Rendered, content_etag, cors_headers
 from services.packager.views import ChannelView, TrackView
-from services.packager.window import TimeWindow, check_window, select_segments, wall_ms
+from services.packager.window import TimeWindow, check_window, select_segments
+from services.shared.asgi import Headers
 from services.shared.cache import LruCache, SingleFlight
-from services.shared.channels import ChannelConfig, TrackRecord, validate_name
+from services.shared.channels import validate_name
 from services.shared.errors import NotFound
 from services.shared.metrics import Metrics
+from services.shared.signal import Signal
 from services.shared.store.base import Store
-from services.shared.timeline import TrackTimeline
 
 CT_M3U8 = b"application/vnd.apple.mpegurl"
 CT_MPD = b"application/dash+xml"
@@ -33,73 +33,39 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rendered:
-    """A response body with what the HTTP edge needs to serve it."""
-
-    body: bytes
-    content_type: bytes
-    etag: bytes
-    last_modified_ms: int
-    cache_control: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChannelState:
-    config: ChannelConfig
-    epoch_ms: int
-    tracks: tuple[tuple[TrackRecord, TrackTimeline], ...]
-
-    @property
-    def versions(self) -> tuple[int, ...]:
-        return tuple(timeline.version for _, timeline in self.tracks)
-
-    @property
-    def last_ingest_ms(self) -> int:
-        return max((t.last.ingest_time_ms for _, t in self.tracks if t.last), default=0)
-
-    @property
-    def edge_ms(self) -> int:
-        """Wall clock of the newest media any track has."""
-        return max(
-            (wall_ms(self.epoch_ms, t.last.end_time, r.info.timescale) for r, t in self.tracks if t.last),
-            default=self.epoch_ms,
-        )
-
-    @property
-    def ended(self) -> bool:
-        return all(t.ended for _, t in self.tracks)
-
-    def track(self, name: str) -> tuple[TrackRecord, TrackTimeline]:
-        for record, timeline in self.tracks:
-            if record.name == name:
-                return record, timeline
-        raise NotFound(f"channel {self.config.name!r} has no track {name!r}")
-
-
-def _etag(body: bytes) -> bytes:
-    return b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
-
-
 class PackagerService:
     def __init__(
         self,
         *,
         store: Store,
+        signal: Signal,
         metrics: Metrics,
         clock_ms: Callable[[], int] = _now_ms,
         cache_bytes: int = 256 * 1024 * 1024,
+        max_state_age_ms: int = 1000,
     ) -> None:
         self.store = store
+        self.signal = signal
         self.metrics = metrics
         self.clock_ms = clock_ms
-        self._renders: LruCache[Rendered] = LruCache(4096)
+        self.max_state_age_ms = max_state_age_ms  # bounds staleness if a change was never signalled
+        self._states: dict[str, ChannelState] = {}
         self._objects: LruCache[Rendered] = LruCache(cache_bytes, lambda r: len(r.body))
         self._flight: SingleFlight[Rendered] = SingleFlight()
 
     # state -------------------------------------------------------------------------------------
 
     async def state(self, channel: str) -> ChannelState:
+        """The channel's snapshot: reused until the next signal for it (or ``max_state_age_ms``)."""
+        now = self.clock_ms()
+        version = self.signal.version(channel)
+        cached = self._states.get(channel)
+        if (
+            cached is not None
+            and cached.signal_version == version
+            and now - cached.built_ms < self.max_state_age_ms
+        ):
+            return cached
         validate_name("channel", channel)
         config = await self.store.get_channel(channel)
         if config is None:
@@ -109,7 +75,21 @@ class PackagerService:
         tracks = tuple([(r, await self.store.get_timeline(channel, r.name)) for r in records])
         if epoch is None or not any(t.last for _, t in tracks):
             raise NotYetAvailable(f"channel {channel!r} has no media yet")
-        return ChannelState(config=config, epoch_ms=epoch, tracks=tracks)
+        state = ChannelState.build(
+            config=config, epoch_ms=epoch, tracks=tracks, signal_version=version, built_ms=now
+        )
+        if len(self._states) > 4096:
+            self._states.clear()
+        self._states[channel] = state
+        return state
+
+    async def cors(self, channel: str) -> Headers:
+        """CORS headers of the channel (from its snapshot when there is one)."""
+        state = self._states.get(channel)
+        if state is not None:
+            return state.cors
+        config = await self.store.get_channel(channel) if channel else None
+        return cors_headers(config.cors_allow_origin if config else "*")
 
     def _check_live(self, state: ChannelState, window: TimeWindow) -> None:
         now = self.clock_ms()
@@ -158,8 +138,8 @@ class PackagerService:
         """kind: "hls" (multivariant), "hls-media" (one track's playlist), "dash" (MPD)."""
         state = await self.state(channel)
         self._check_live(state, window)
-        key = (channel, kind, track, window, query, state.config, state.epoch_ms, state.versions)
-        cached = self._renders.get(key)
+        key = (kind, track, window, query)
+        cached = state.renders.get(key)
         if cached is not None:
             self.metrics.cache_hits += 1
             return cached
@@ -180,11 +160,11 @@ class PackagerService:
         rendered = Rendered(
             body=body,
             content_type=ctype,
-            etag=_etag(body),
+            etag=content_etag(body),
             last_modified_ms=state.last_ingest_ms,
             cache_control=f"public, max-age={max_age}".encode(),
         )
-        self._renders.put(key, rendered)
+        state.renders[key] = rendered
         return rendered
 
     # media -------------------------------------------------------------------------------------
@@ -207,7 +187,7 @@ class PackagerService:
             rendered = Rendered(
                 body=data,
                 content_type=b"video/mp4" if record.info.is_video else b"audio/mp4",
-                etag=_etag(data),
+                etag=content_etag(data),
                 last_modified_ms=record.created_ms,
                 cache_control=IMMUTABLE,
             )

@@ -13,6 +13,9 @@ from typing import Protocol
 class Signal(Protocol):
     def notify(self, channel: str) -> None: ...
 
+    def version(self, channel: str) -> int:
+        """How many notifies ``channel`` has had: snapshots keyed by it are fresh while it holds."""
+
     async def wait(self, channel: str, timeout_s: float) -> bool:
         """Wait for the next notify on ``channel``; False on timeout."""
 
@@ -22,8 +25,13 @@ class LocalSignal:
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
+        self._versions: dict[str, int] = {}
+
+    def version(self, channel: str) -> int:
+        return self._versions.get(channel, 0)
 
     def notify(self, channel: str) -> None:
+        self._versions[channel] = self._versions.get(channel, 0) + 1
         event = self._events.pop(channel, None)
         if event is not None:
             event.set()

@@ -85,14 +85,17 @@ def free_port() -> int:
 
 
 def _pid_alive(pid: int) -> bool:
-    """True if the process exists and is not a zombie (daemons are reaped by pid 1 only some time
-    after they die, and a zombie still answers kill(pid, 0))."""
+    """True if the process exists and has not exited. Not os.kill(pid, 0): daemons are reaped by
+    pid 1 only some time after they die, and a zombie still answers it. A zombie main thread whose
+    other threads are still exiting (and may still hold its sockets) counts as alive."""
+    proc = Path(f"/proc/{pid}")
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        state = (proc / "stat").read_text().rpartition(")")[2].split()[0]
+        if state != "Z":
+            return True
+        return len(list((proc / "task").iterdir())) > 1
+    except (OSError, IndexError):
         return False
-    fields = stat.rpartition(")")[2].split()
-    return bool(fields) and fields[0] != "Z"
 
 
 def _read_pid(path: Path) -> int | None:

@@ -8,16 +8,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from cassandra import ConsistencyLevel, ProtocolVersion  # type: ignore[import-untyped]
-from cassandra.cluster import (  # type: ignore[import-untyped]
+from cassandra import ConsistencyLevel, ProtocolVersion
+from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
     ExecutionProfile,
     Session,
 )
-from cassandra.policies import RoundRobinPolicy  # type: ignore[import-untyped]
-from pymemcache.client.base import Client as MemcacheClient  # type: ignore[import-untyped]
-from pymemcache.exceptions import (  # type: ignore[import-untyped]
+from cassandra.policies import RoundRobinPolicy
+from pymemcache.client.base import Client as MemcacheClient
+from pymemcache.exceptions import (
     MemcacheServerError,
     MemcacheUnexpectedCloseError,
 )

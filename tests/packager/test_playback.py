@@ -52,7 +52,7 @@ async def make_origin(data_dir: Path, clock: Clock) -> Origin:
     await store.open()
     metrics, signal = Metrics(), LocalSignal()
     ingest = IngestService(store=store, signal=signal, metrics=metrics, clock_ms=clock)
-    packager = PackagerService(store=store, metrics=metrics, clock_ms=clock)
+    packager = PackagerService(store=store, signal=signal, metrics=metrics, clock_ms=clock)
     return Origin(store=store, ingest=IngestApp(ingest), playback=PlaybackApp(packager), clock=clock)
 
 
