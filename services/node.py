@@ -38,6 +38,7 @@ def create_store(settings: Settings) -> Store:
 class Node:
     settings: Settings
     store: Store
+    metrics: Metrics
     ingest: ASGIApp
     playback: ASGIApp
     control: ASGIApp
@@ -96,12 +97,17 @@ def create_app(settings: Settings) -> Node:
         store=store,
         signal=signal,
         metrics=metrics,
-        settings=IngestSettings(auto_create=settings.auto_create, idle_timeout_s=settings.idle_timeout_s),
+        settings=IngestSettings(
+            # auto-create only without auth: with an admin key, channels are created through the API
+            auto_create=settings.auto_create and settings.admin_key is None,
+            idle_timeout_s=settings.idle_timeout_s,
+        ),
     )
     packager = PackagerService(store=store, signal=signal, metrics=metrics)
     return Node(
         settings=settings,
         store=store,
+        metrics=metrics,
         ingest=IngestApp(ingest),
         playback=PlaybackApp(packager),
         control=create_control_app(store=store, signal=signal, metrics=metrics, admin_key=settings.admin_key),

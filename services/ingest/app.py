@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from services.ingest.errors import BodyTimeout, PayloadTooLarge, http_status
 from services.ingest.service import IngestService, TrackWriter
 from services.shared.asgi import Receive, Scope, Send, header, respond_text
+from services.shared.auth import credentials_from
 from services.shared.errors import HeadwaterError, InvalidName
 from services.shared.media.reader import FragmentReceived, HeaderReceived
 
@@ -82,6 +83,7 @@ class IngestApp:
         is_manifest = path.endswith(".mpd")
         track = "" if is_manifest else await self.service.track_name(channel_name, path)
         channel = await self.service.channel(channel_name)
+        self.service.authorize(channel, credentials_from(scope["headers"], scope["query_string"]))
         length = header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > channel.max_object_bytes:
             raise PayloadTooLarge(

@@ -11,14 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.ingest.errors import BadTimeline, NotCmafTrack, UnknownChannel
+from services.ingest.errors import BadTimeline, Forbidden, NotCmafTrack, TooManyRequests, UnknownChannel
 from services.ingest.manifest import IngestManifest, parse_ingest_manifest
+from services.shared.auth import Credentials, may_ingest
 from services.shared.cache import LruCache
 from services.shared.channels import ChannelConfig, TrackRecord, validate_name
 from services.shared.media.errors import MissingHeader
 from services.shared.media.models import CmafFragment, CmafHeader, TrackInfo
 from services.shared.media.reader import CmafReader, HeaderReceived
 from services.shared.metrics import Metrics
+from services.shared.ratelimit import RateLimiter
 from services.shared.signal import Signal
 from services.shared.store.base import CommitResult, Store
 from services.shared.timeline import FragmentEntry, Placement, place_fragment
@@ -184,8 +186,17 @@ class IngestService:
     metrics: Metrics
     settings: IngestSettings = field(default_factory=IngestSettings)
     clock_ms: Callable[[], int] = _now_ms
+    limiter: RateLimiter = field(default_factory=RateLimiter)
     _manifests: dict[bytes, IngestManifest] = field(default_factory=dict)
     _headers: LruCache[CmafHeader] = field(default_factory=lambda: LruCache(4096))
+
+    def authorize(self, channel: ChannelConfig, creds: Credentials) -> None:
+        """403 without a read-write key (when the channel has keys); 429 over its request limit."""
+        if not may_ingest(channel.auth, creds):
+            raise Forbidden(f"channel {channel.name!r} needs a read-write key for ingest")
+        if not self.limiter.allow(channel.name, channel.requests_per_s):
+            self.metrics.throttles += 1
+            raise TooManyRequests(f"channel {channel.name!r} is over {channel.requests_per_s:g} requests/s")
 
     async def channel(self, name: str) -> ChannelConfig:
         validate_name("channel", name)

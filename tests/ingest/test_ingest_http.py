@@ -5,6 +5,7 @@ Requests go through the raw ASGI interface so that chunk boundaries, disconnects
 
 from __future__ import annotations
 
+import base64
 import struct
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -14,7 +15,7 @@ import pytest
 
 from services.node import Node, create_app
 from services.settings import Settings
-from services.shared.channels import ChannelConfig
+from services.shared.channels import AuthConfig, ChannelConfig
 from services.shared.media.boxes import TrackExtendsBox
 from tests.asgi import call
 from tests.media.builders import make_fragment, make_header, make_header_of, make_trak, video_entry
@@ -209,3 +210,25 @@ async def test_lmsg_ends_the_track(node: Node) -> None:
     last = fragment(1, brands=("msdh", "msdh", "lmsg"))
     await call(node, "POST", "/ingest/ch/Streams(v.cmfv)", [HEADER + fragment(0) + last])
     assert (await node.store.get_timeline("ch", "v")).ended
+
+
+async def test_ingest_needs_a_read_write_key_when_the_channel_has_keys(node: Node) -> None:
+    await node.store.put_channel(ChannelConfig(name="locked", auth=AuthConfig(read_write_keys=("s3cret",))))
+    path = "/ingest/locked/Streams(v.cmfv)"
+    assert (await call(node, "POST", path, [HEADER])).status == 403
+    wrong = [(b"authorization", b"Bearer nope")]
+    assert (await call(node, "POST", path, [HEADER], headers=wrong)).status == 403
+    basic = [(b"authorization", b"Basic " + base64.b64encode(b"encoder:s3cret"))]
+    assert (await call(node, "POST", path, [HEADER], headers=basic)).status == 200
+    assert (
+        await call(node, "POST", path, [HEADER], headers=[(b"authorization", b"Bearer s3cret")])
+    ).status == 200
+    assert (await call(node, "POST", path + "?token=s3cret", [HEADER])).status == 200
+    assert await committed(node, "locked") == []  # the refused requests stored nothing
+
+
+async def test_request_limit_answers_429(node: Node) -> None:
+    await node.store.put_channel(ChannelConfig(name="slow", requests_per_s=2))
+    statuses = [(await call(node, "POST", "/ingest/slow/Streams(v.cmfv)", [])).status for _ in range(4)]
+    assert statuses[:2] == [200, 200] and 429 in statuses[2:]
+    assert node.metrics.throttles >= 1
