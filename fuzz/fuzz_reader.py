@@ -69,7 +69,7 @@ def _seed_corpus() -> str:
 
 
 def main() -> None:
-    import atheris  # type: ignore[import-untyped]  # noqa: PLC0415 - only the fuzzer needs it; tests import this file
+    import atheris  # noqa: PLC0415 - only the fuzzer needs it; tests import this file
 
     atheris.instrument_all()
     argv = list(sys.argv)
