@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, unquote, urlencode
@@ -20,6 +21,7 @@ from services.packager.service import PackagerService
 from services.packager.state import Rendered
 from services.packager.window import TimeWindow, parse_window
 from services.shared.asgi import Headers, Receive, Scope, Send, header, respond, respond_text
+from services.shared.auth import credentials_from, may_play, playback_protected
 from services.shared.errors import HeadwaterError, NotFound
 
 log = logging.getLogger("headwater.packager")
@@ -51,10 +53,17 @@ class PlaybackApp:
         method = scope["method"]
         parts = scope["path"][len("/live/") :].split("/")
         channel = unquote(parts[0])
-        cors = await self.service.cors(channel)
+        config, cors = await self.service.access(channel)
         if method == "OPTIONS":
             await respond(send, 204, [*cors, *PREFLIGHT])
             return
+        if config is not None and playback_protected(config.auth):
+            creds = credentials_from(scope["headers"], scope["query_string"])
+            if not may_play(config.auth, creds, channel=channel, now_s=time.time()):
+                await respond_text(send, 403, f"channel {channel!r} needs a playback key or token", [
+                    (b"cache-control", b"no-store"), *cors,
+                ])  # fmt: skip
+                return
         if method not in ("GET", "HEAD"):
             await respond_text(send, 405, f"method {method} not allowed", [(b"allow", ALLOW_METHODS), *cors])
             return

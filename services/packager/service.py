@@ -18,7 +18,7 @@ from services.packager.views import ChannelView, TrackView
 from services.packager.window import TimeWindow, check_window, select_segments
 from services.shared.asgi import Headers
 from services.shared.cache import LruCache, SingleFlight
-from services.shared.channels import validate_name
+from services.shared.channels import ChannelConfig, validate_name
 from services.shared.errors import NotFound
 from services.shared.metrics import Metrics
 from services.shared.signal import Signal
@@ -83,13 +83,13 @@ class PackagerService:
         self._states[channel] = state
         return state
 
-    async def cors(self, channel: str) -> Headers:
-        """CORS headers of the channel (from its snapshot when there is one)."""
+    async def access(self, channel: str) -> tuple[ChannelConfig | None, Headers]:
+        """The channel's config (for auth) and CORS headers, from its snapshot when there is one."""
         state = self._states.get(channel)
         if state is not None:
-            return state.cors
+            return state.config, state.cors
         config = await self.store.get_channel(channel) if channel else None
-        return cors_headers(config.cors_allow_origin if config else "*")
+        return config, cors_headers(config.cors_allow_origin if config else "*")
 
     def _check_live(self, state: ChannelState, window: TimeWindow) -> None:
         now = self.clock_ms()

@@ -69,9 +69,13 @@ def _valid_signed(token: str, keys: tuple[str, ...], channel: str, now_s: float)
     )
 
 
+def playback_protected(auth: AuthConfig) -> bool:
+    return bool(auth.read_only_keys or auth.read_write_keys or auth.cdn_header)
+
+
 def may_play(auth: AuthConfig, creds: Credentials, *, channel: str, now_s: float) -> bool:
     keys = auth.read_only_keys + auth.read_write_keys
-    if not keys and auth.cdn_header is None:
+    if not playback_protected(auth):
         return True
     if _matches(_presented(creds), keys):
         return True

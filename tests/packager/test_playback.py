@@ -13,7 +13,8 @@ from services.ingest.app import IngestApp
 from services.ingest.service import IngestService
 from services.packager.app import PlaybackApp
 from services.packager.service import PackagerService
-from services.shared.channels import ChannelConfig
+from services.shared.auth import sign_token
+from services.shared.channels import AuthConfig, ChannelConfig
 from services.shared.metrics import Metrics
 from services.shared.signal import LocalSignal
 from services.shared.store.embedded import EmbeddedStore
@@ -163,3 +164,17 @@ async def test_unknown_channel_and_paths(origin: Origin) -> None:
     assert (await origin.get("/live/ch/hls/nope.m3u8")).status == 404
     assert (await origin.get("/live/ch/whatever")).status == 404
     assert (await call(origin.playback, "POST", "/live/ch/hls/index.m3u8")).status == 405
+
+
+async def test_playback_auth_by_key_or_cdn_header(origin: Origin) -> None:
+    await feed(origin, 3)
+    auth = AuthConfig(read_only_keys=("viewer",), cdn_header="X-From-CDN: yes")
+    await origin.store.put_channel(ChannelConfig(name="ch", auth=auth))
+    origin.clock.ms += 2000  # past the snapshot age: the new config is read
+    path = "/live/ch/hls/video.m3u8"
+    refused = await origin.get(path)
+    assert refused.status == 403 and refused.headers["cache-control"] == "no-store"
+    assert (await origin.get(path + "?token=viewer")).status == 200
+    assert (await call(origin.playback, "GET", path, headers=[(b"x-from-cdn", b"yes")])).status == 200
+    signed = sign_token("viewer", "ch", origin.clock.ms // 1000 + 10_000_000_000)
+    assert (await origin.get(f"/live/ch/media/video/0.m4s?token={signed}")).status == 200
