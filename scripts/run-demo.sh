@@ -7,7 +7,8 @@ headwater serve --port "$port" &
 server=$!
 trap 'kill $pusher $server 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 for _ in $(seq 100); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-python3 -m services.demo --base-url "$base" --channel demo --mode long-post &
+mkdir -p .headwater-data
+python3 -m services.demo --base-url "$base" --channel demo --mode long-post --log .headwater-data/demo-ffmpeg.log &
 pusher=$!
 cat <<MSG
 
@@ -15,7 +16,8 @@ Headwater is running on $base with the demo channel "demo" (FFmpeg test source, 
   HLS (CMAF):  $base/live/demo/hls/index.m3u8
   DASH:        $base/live/demo/dash/manifest.mpd
   Status:      $base/api/channels/demo
-Playlists appear after the first 2 s segment. Ctrl-C stops everything.
+Playlists appear after the first 2 s segment. FFmpeg's log: .headwater-data/demo-ffmpeg.log
+Ctrl-C stops everything.
 
 MSG
 wait $pusher
