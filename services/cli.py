@@ -20,7 +20,27 @@ def _parser(defaults: Settings) -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default=defaults.host, help="listen address [HEADWATER_HOST]")
     serve.add_argument("--port", type=int, default=defaults.port, help="listen port [HEADWATER_PORT]")
-    serve.add_argument("--store", default=defaults.store, choices=["embedded"], help="[HEADWATER_STORE]")
+    serve.add_argument(
+        "--store", default=defaults.store, choices=["embedded", "cassandra"],
+        help="embedded (SQLite under --data-dir) or cassandra (+ memcached write-through) [HEADWATER_STORE]",
+    )  # fmt: skip
+    serve.add_argument(
+        "--cassandra", default=",".join(defaults.cassandra_hosts),
+        help="contact points, comma-separated [HEADWATER_CASSANDRA_HOSTS]",
+    )  # fmt: skip
+    serve.add_argument(
+        "--cassandra-port", type=int, default=defaults.cassandra_port, help="[HEADWATER_CASSANDRA_PORT]"
+    )
+    serve.add_argument(
+        "--keyspace", default=defaults.cassandra_keyspace, help="[HEADWATER_CASSANDRA_KEYSPACE]"
+    )
+    serve.add_argument(
+        "--consistency", default=defaults.cassandra_consistency, help="[HEADWATER_CASSANDRA_CONSISTENCY]"
+    )
+    serve.add_argument(
+        "--memcached", default=",".join(defaults.memcached_nodes),
+        help="memcached nodes host:port, comma-separated; empty = no cache [HEADWATER_MEMCACHED]",
+    )  # fmt: skip
     serve.add_argument("--data-dir", type=Path, default=defaults.data_dir, help="[HEADWATER_DATA_DIR]")
     serve.add_argument(
         "--idle-timeout-s", type=float, default=defaults.idle_timeout_s, help="[HEADWATER_IDLE_TIMEOUT_S]"
@@ -43,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
             idle_timeout_s=args.idle_timeout_s,
             auto_create=defaults.auto_create and not args.no_auto_create,
             log_level=args.log_level,
+            cassandra_hosts=tuple(h for h in args.cassandra.split(",") if h),
+            cassandra_port=args.cassandra_port,
+            cassandra_keyspace=args.keyspace,
+            cassandra_consistency=args.consistency,
+            memcached_nodes=tuple(n for n in args.memcached.split(",") if n),
         )
         serve(settings)
 

@@ -31,7 +31,28 @@ log = logging.getLogger("headwater")
 def create_store(settings: Settings) -> Store:
     if settings.store == "embedded":
         return EmbeddedStore(settings.data_dir)
-    raise HeadwaterError(f"unknown store {settings.store!r} (this build has: embedded)")
+    if settings.store == "cassandra":
+        return _cassandra_store(settings)
+    raise HeadwaterError(f"unknown store {settings.store!r} (this build has: embedded, cassandra)")
+
+
+def _cassandra_store(settings: Settings) -> Store:
+    # imported here: the embedded default never loads the Cassandra and memcached drivers
+    from services.shared.store.cassandra import CassandraStore  # noqa: PLC0415
+    from services.shared.store.memcache import ChunkedCache  # noqa: PLC0415
+    from services.shared.store.write_through import WriteThroughStore  # noqa: PLC0415
+
+    durable = CassandraStore(
+        contact_points=settings.cassandra_hosts,
+        port=settings.cassandra_port,
+        keyspace=settings.cassandra_keyspace,
+        replication={"class": "SimpleStrategy", "replication_factor": settings.cassandra_replication_factor},
+        consistency=settings.cassandra_consistency,
+    )
+    if not settings.memcached_nodes:
+        return durable
+    replicas = min(settings.memcached_replicas, len(settings.memcached_nodes))
+    return WriteThroughStore(durable, ChunkedCache(settings.memcached_nodes, replicas=replicas))
 
 
 @dataclass(slots=True)

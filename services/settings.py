@@ -18,6 +18,13 @@ class Settings:
     admin_key: str | None = None  # HEADWATER_ADMIN_KEY: control API bearer key
     sweep_interval_s: float = 10.0  # HEADWATER_SWEEP_INTERVAL_S: TTL sweep of the embedded store
     log_level: str = "info"
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)  # HEADWATER_CASSANDRA_HOSTS (comma-separated)
+    cassandra_port: int = 9042  # HEADWATER_CASSANDRA_PORT
+    cassandra_keyspace: str = "headwater"  # HEADWATER_CASSANDRA_KEYSPACE
+    cassandra_consistency: str = "LOCAL_QUORUM"  # HEADWATER_CASSANDRA_CONSISTENCY
+    cassandra_replication_factor: int = 1  # HEADWATER_CASSANDRA_RF (SimpleStrategy)
+    memcached_nodes: tuple[str, ...] = ()  # HEADWATER_MEMCACHED (comma-separated host:port)
+    memcached_replicas: int = 2  # HEADWATER_MEMCACHED_REPLICAS
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -37,4 +44,15 @@ class Settings:
             admin_key=get("ADMIN_KEY") or None,
             sweep_interval_s=float(get("SWEEP_INTERVAL_S") or base.sweep_interval_s),
             log_level=get("LOG_LEVEL") or base.log_level,
+            cassandra_hosts=_csv(get("CASSANDRA_HOSTS")) or base.cassandra_hosts,
+            cassandra_port=int(get("CASSANDRA_PORT") or base.cassandra_port),
+            cassandra_keyspace=get("CASSANDRA_KEYSPACE") or base.cassandra_keyspace,
+            cassandra_consistency=get("CASSANDRA_CONSISTENCY") or base.cassandra_consistency,
+            cassandra_replication_factor=int(get("CASSANDRA_RF") or base.cassandra_replication_factor),
+            memcached_nodes=_csv(get("MEMCACHED")) or base.memcached_nodes,
+            memcached_replicas=int(get("MEMCACHED_REPLICAS") or base.memcached_replicas),
         )
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())

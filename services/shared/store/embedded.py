@@ -26,6 +26,7 @@ from services.shared.channels import ChannelConfig, TrackRecord
 from services.shared.errors import StoreError, StoreUnavailable
 from services.shared.store.base import CommitResult
 from services.shared.store.codec import from_json, to_json
+from services.shared.store.index import StoreIndex
 from services.shared.timeline import FragmentEntry, TrackTimeline
 
 T = TypeVar("T")
@@ -62,10 +63,7 @@ class EmbeddedStore:
         self._read_conns: list[sqlite3.Connection] = []
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._db: sqlite3.Connection | None = None
-        self._channels: dict[str, ChannelConfig] = {}
-        self._epochs: dict[str, int] = {}
-        self._tracks: dict[str, dict[str, TrackRecord]] = {}
-        self._timelines: dict[tuple[str, str], TrackTimeline] = {}
+        self._index = StoreIndex()
 
     # lifecycle ---------------------------------------------------------------------------------
 
@@ -114,22 +112,20 @@ class EmbeddedStore:
 
     def _load(self, now_ms: int) -> None:
         db = self._conn()
-        for name, config, epoch in db.execute("SELECT name, config, epoch_ms FROM channels"):
-            self._channels[name] = from_json(ChannelConfig, config)
+        for config, epoch in db.execute("SELECT config, epoch_ms FROM channels"):
+            channel = from_json(ChannelConfig, config)
+            self._index.put_channel(channel)
             if epoch is not None:
-                self._epochs[name] = epoch
-        for channel, record in db.execute(
-            "SELECT channel, record FROM tracks WHERE expires_ms > ?", (now_ms,)
-        ):
-            rec = from_json(TrackRecord, record)
-            self._tracks.setdefault(channel, {})[rec.name] = rec
+                self._index.set_epoch(channel.name, epoch)
+        for (record,) in db.execute("SELECT record FROM tracks WHERE expires_ms > ?", (now_ms,)):
+            self._index.put_track(from_json(TrackRecord, record))
         rows = db.execute(
             "SELECT channel, track, entry FROM fragments WHERE expires_ms > ? "
             "ORDER BY channel, track, decode_time",
             (now_ms,),
         )
         for channel, track, entry in rows:
-            self._timeline(channel, track).append(from_json(FragmentEntry, entry))
+            self._index.timeline(channel, track).append(from_json(FragmentEntry, entry))
 
     # helpers -----------------------------------------------------------------------------------
 
@@ -158,13 +154,6 @@ class EmbeddedStore:
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._run(lambda: fn(self._reader_conn()), self._readers)
 
-    def _timeline(self, channel: str, track: str) -> TrackTimeline:
-        key = (channel, track)
-        timeline = self._timelines.get(key)
-        if timeline is None:
-            timeline = self._timelines[key] = TrackTimeline()
-        return timeline
-
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
         self._conn().execute(sql, params)
 
@@ -178,13 +167,13 @@ class EmbeddedStore:
                 (config.name, to_json(config)),
             )
         )
-        self._channels[config.name] = config
+        self._index.put_channel(config)
 
     async def get_channel(self, name: str) -> ChannelConfig | None:
-        return self._channels.get(name)
+        return self._index.get_channel(name)
 
     async def list_channels(self) -> list[ChannelConfig]:
-        return [self._channels[name] for name in sorted(self._channels)]
+        return self._index.list_channels()
 
     async def delete_channel(self, name: str) -> None:
         def delete() -> None:
@@ -200,27 +189,23 @@ class EmbeddedStore:
                     db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
 
         await self._run(delete)
-        self._channels.pop(name, None)
-        self._epochs.pop(name, None)
-        self._tracks.pop(name, None)
-        for key in [k for k in self._timelines if k[0] == name]:
-            del self._timelines[key]
+        self._index.drop_channel(name)
 
     async def set_epoch_if_absent(self, channel: str, epoch_ms: int) -> int:
-        current = self._epochs.get(channel)
+        current = self._index.get_epoch(channel)
         if current is not None:
             return current
         await self._run(
             lambda: self._write(
                 "INSERT INTO channels (name, config, epoch_ms) VALUES (?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET epoch_ms = COALESCE(channels.epoch_ms, excluded.epoch_ms)",
-                (channel, to_json(self._channels.get(channel) or ChannelConfig(name=channel)), epoch_ms),
+                (channel, to_json(self._index.get_channel(channel) or ChannelConfig(name=channel)), epoch_ms),
             )
         )
-        return self._epochs.setdefault(channel, epoch_ms)
+        return self._index.set_epoch(channel, epoch_ms)
 
     async def get_epoch(self, channel: str) -> int | None:
-        return self._epochs.get(channel)
+        return self._index.get_epoch(channel)
 
     async def put_meta(self, channel: str, key: str, value: bytes, *, ttl_s: int) -> None:
         expires = self._clock_ms() + ttl_s * 1000
@@ -252,11 +237,10 @@ class EmbeddedStore:
                 (record.channel, record.name, to_json(record), init, expires),
             )
         )
-        self._tracks.setdefault(record.channel, {})[record.name] = record
+        self._index.put_track(record)
 
     async def get_tracks(self, channel: str) -> list[TrackRecord]:
-        tracks = self._tracks.get(channel, {})
-        return [tracks[name] for name in sorted(tracks)]
+        return self._index.get_tracks(channel)
 
     async def delete_track(self, channel: str, track: str) -> None:
         def delete() -> None:
@@ -267,8 +251,7 @@ class EmbeddedStore:
                 db.execute("DELETE FROM fragments WHERE channel = ? AND track = ?", (channel, track))
 
         await self._run(delete)
-        self._tracks.get(channel, {}).pop(track, None)
-        self._timelines.pop((channel, track), None)
+        self._index.drop_track(channel, track)
 
     async def get_init(self, channel: str, track: str) -> bytes | None:
         row = await self._read(
@@ -283,9 +266,7 @@ class EmbeddedStore:
     async def commit_fragment(
         self, channel: str, track: str, entry: FragmentEntry, data: bytes, *, ttl_s: int
     ) -> CommitResult:
-        timeline = self._timeline(channel, track)
-        existing = timeline.find(entry.decode_time)
-        if existing is not None and not (existing.filler and not entry.filler):
+        if self._index.classify(channel, track, entry) is CommitResult.DUPLICATE:
             return CommitResult.DUPLICATE
         expires = self._clock_ms() + ttl_s * 1000
         await self._run(
@@ -295,14 +276,10 @@ class EmbeddedStore:
                 (channel, track, entry.decode_time, to_json(entry), data, expires),
             )
         )
-        if existing is not None:
-            timeline.replace(entry)
-            return CommitResult.REPLACED_FILLER
-        timeline.append(entry)
-        return CommitResult.STORED
+        return self._index.apply(channel, track, entry)
 
     async def get_timeline(self, channel: str, track: str) -> TrackTimeline:
-        return self._timelines.get((channel, track)) or TrackTimeline()
+        return self._index.find_timeline(channel, track) or TrackTimeline()
 
     async def get_fragment(self, channel: str, track: str, decode_time: int) -> bytes | None:
         row = await self._read(
@@ -333,7 +310,7 @@ class EmbeddedStore:
 
         removed = 0
         for channel, track, newest_gone in await self._run(delete):
-            timeline = self._timelines.get((channel, track))
+            timeline = self._index.find_timeline(channel, track)
             if timeline is not None:
                 entry = timeline.find(newest_gone)
                 removed += timeline.drop_before(entry.end_time if entry else newest_gone + 1)
