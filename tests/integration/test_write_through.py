@@ -18,6 +18,7 @@ from services.shared.store.memcache import ChunkedCache
 from services.shared.store.write_through import WriteThroughStore, fragment_key, init_key
 from services.shared.timeline import FragmentEntry
 from tests.integration.servers import CassandraServer, MemcachedServer
+from tests.integration.test_memcache import flip_byte, holders
 
 INFO = TrackInfo(
     track_id=1,
@@ -150,3 +151,19 @@ async def test_commits_and_reads_carry_on_while_memcached_is_down(
     await asyncio.sleep(0.3)  # past retry_down_after_s: the next request probes the nodes again
     assert await store.get_fragment("ch", "a", 0) == data  # backfilled
     assert await cache.get(fragment_key("ch", "a", fragment)) == data
+
+
+async def test_a_chunk_corrupted_in_memcached_is_served_correctly_from_cassandra(
+    open_store: Callable[[], Awaitable[Opened]], memcached_nodes: list[MemcachedServer]
+) -> None:
+    store, cache = await open_store()
+    data = os.urandom(700_000)  # two cache chunks
+    e = entry(0, size=len(data))
+    await store.commit_fragment("ch", "v", e, data, ttl_s=60)
+    key = fragment_key("ch", "v", e)
+    for node in holders(memcached_nodes, key):  # every cached copy damaged, one byte each
+        flip_byte(node, key, chunk=1)
+    before = cache.stats
+    assert await store.get_fragment("ch", "v", 0) == data  # from Cassandra
+    assert cache.stats.corrupt - before.corrupt == 2 and cache.stats.misses - before.misses == 1
+    assert await cache.get(key) == data  # and the cache was backfilled with good bytes
