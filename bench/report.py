@@ -16,6 +16,8 @@ from pathlib import Path
 from bench.nginx import nginx_version
 from bench.procs import command_output
 from bench.publish import LatencySummary
+from bench.ts import RemuxResult
+from bench.ts import report_rows as remux_rows
 from bench.wrk import WrkResult, wrk_version
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,6 +80,8 @@ class Results:
     publish_client: LatencySummary | None = None  # synthetic POSTs, timed by the client
     publish_server: LatencySummary | None = None  # the same run's /metrics
     publish_fragment_bytes: int = 0
+    ts_segment: LoadRun | None = None  # a cached HLS-TS segment, same load as ``segment``
+    remux: RemuxResult | None = None  # bench.ts: Headwater's TS muxer against PyAV
 
 
 def _version(package: str) -> str:
@@ -186,9 +190,28 @@ def _publish_rows(results: Results) -> list[str]:
     return rows
 
 
+def _ts_rows(results: Results) -> list[str]:
+    rows = []
+    run = results.ts_segment
+    if run is not None:
+        hw, ng = run.headwater.wrk, run.nginx.wrk
+        ratio = _ratio(hw.transfer_bytes_per_s, ng.transfer_bytes_per_s)
+        goal = _goal(ratio, SEGMENT_GOAL, at_least=True, text=f"≥ {SEGMENT_GOAL:.0%} of nginx")
+        rows.append(
+            f"| cached TS segment MB/s: `{run.path}` ({run.size:,} B), -c {run.connections} "
+            f"| {hw.transfer_bytes_per_s / 1e6:,.1f} | {ng.transfer_bytes_per_s / 1e6:,.1f} "
+            f"| {ratio:.2f} | {goal} |"
+        )
+        rows += _cpu_rows("cached TS segment", run)
+    if results.remux is not None:
+        rows += remux_rows(results.remux)
+    return rows
+
+
 def _errors(results: Results) -> list[str]:
     lines = []
-    for name, run in (("playlist", results.playlist), ("segment", results.segment)):
+    runs = [("playlist", results.playlist), ("segment", results.segment), ("TS segment", results.ts_segment)]
+    for name, run in [(n, r) for n, r in runs if r is not None]:
         for server, result in (("headwater", run.headwater.wrk), ("nginx", run.nginx.wrk)):
             if result.errors:
                 lines.append(
@@ -233,6 +256,7 @@ def render(env: Environment, results: Results) -> str:
         f"| segment latency p50 / p99 | {_p50_p99(seg.headwater)} | {_p50_p99(seg.nginx)} | | |",
         *_cpu_rows("segment", seg),
         *_publish_rows(results),
+        *_ts_rows(results),
         "",
         *_errors(results),
         'Publish latency is "last byte of a fragment received → fragment in the timeline". Server-side: '

@@ -13,6 +13,9 @@
 4. wrk (one thread, same connections and duration for both) loads each URL on each server.
 5. Unless ``--skip-publish``: a second, fresh origin takes synthetic ~500 KB fragments, one POST each,
    timed from the client (see ``bench.publish``), and its ``/metrics`` view of the same fragments.
+6. HLS-TS: the TS segment at the same time as the CMAF segment fixture is fetched once (made, then
+   cached in the origin) and loaded like it on both servers; and ``bench.ts`` times the remux of a
+   ``video720`` segment with its audio, Headwater's muxer against PyAV, in this run.
 
 Every process started here listens on 127.0.0.1 only and is stopped on the way out, on errors and on
 Ctrl-C / SIGTERM too. Timings are printed, never asserted: the exit status says only whether the
@@ -41,6 +44,7 @@ from bench.fixtures import Fixture, pick_fixtures, push_ladder, verify_identical
 from bench.nginx import running_nginx
 from bench.publish import LatencySummary, PublishError, parse_publish_metrics, synthetic_publish
 from bench.report import Environment, LoadRun, Results, ServerRun, collect_environment, render
+from bench.ts import RemuxResult, fetch_input, measure
 from bench.wrk import WrkError, run_wrk
 from tests.e2e.origin import running_origin
 
@@ -70,12 +74,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--publish-fragments", type=int, default=200, help="timed synthetic fragments (200)")
     parser.add_argument("--media", type=float, default=12.0, help="seconds of media FFmpeg pushes (12)")
+    parser.add_argument("--ts-iterations", type=int, default=200, help="remux timings per way (200)")
     parser.add_argument("--markdown-out", type=Path, default=None, help="also write the report block here")
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (logs, data, nginx root)"
     )
     args = parser.parse_args(argv)
-    for name in ("duration", "connections_playlist", "connections_segment", "publish_fragments", "media"):
+    for name in (
+        "duration", "connections_playlist", "connections_segment", "publish_fragments", "media",
+        "ts_iterations",
+    ):  # fmt: skip
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
@@ -113,8 +121,27 @@ def _compare(
     )
 
 
-def run_playback(args: argparse.Namespace, work: Path) -> tuple[LatencySummary | None, LoadRun, LoadRun]:
-    """Steps 1-4: push, pick, serve the same bytes from nginx, load both."""
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Playback:
+    publish: LatencySummary | None
+    playlist: LoadRun
+    segment: LoadRun
+    ts_segment: LoadRun
+    remux: RemuxResult
+
+
+def _ts_fixture(client: httpx.Client, segment: Fixture) -> Fixture:
+    """The TS segment at the CMAF fixture's time: ``/media/{track}/{t}.m4s`` -> ``/ts/{track}/{t}.ts``."""
+    head, _, name = segment.path.rpartition("/")
+    path = head.replace("/media/", "/ts/") + "/" + name.replace(".m4s", ".ts")
+    response = client.get(path)
+    if response.status_code != 200:
+        raise RuntimeError(f"GET {path}: {response.status_code} {response.text[:200]}")
+    return Fixture(path=path, body=response.content)
+
+
+def run_playback(args: argparse.Namespace, work: Path) -> Playback:
+    """Steps 1-4 and 6: push, pick, serve the same bytes from nginx, load both; time the TS remux."""
     data_dir = work / "origin"
     data_dir.mkdir()
     with running_origin(data_dir) as origin, httpx.Client(base_url=origin.base_url, timeout=10.0) as client:
@@ -127,16 +154,26 @@ def run_playback(args: argparse.Namespace, work: Path) -> tuple[LatencySummary |
         playlist, segment = pick_fixtures(
             client, CHANNEL, playlist_track=PLAYLIST_TRACK, segment_bytes=SEGMENT_BYTES
         )
-        with running_nginx(work / "nginx", {f.path: f.body for f in (playlist, segment)}) as nginx:
-            verify_identical((origin.base_url, nginx.base_url), (playlist, segment))  # + warm-up requests
+        ts_segment = _ts_fixture(client, segment)
+        fixtures = (playlist, segment, ts_segment)
+        with running_nginx(work / "nginx", {f.path: f.body for f in fixtures}) as nginx:
+            verify_identical((origin.base_url, nginx.base_url), fixtures)  # + warm-up requests
             _progress(f"nginx {nginx.base_url}: both servers answer 200 with identical bytes")
             servers = ((origin.base_url, origin.process.pid), (nginx.base_url, nginx.process.pid))
             timing = {"duration_s": args.duration, "warmup_s": args.warmup}
             playlist_run = _compare(playlist, servers, connections=args.connections_playlist, **timing)
             segment_run = _compare(segment, servers, connections=args.connections_segment, **timing)
+            ts_run = _compare(ts_segment, servers, connections=args.connections_segment, **timing)
+        _progress(f"TS remux: Headwater's muxer and PyAV, {args.ts_iterations} iterations each")
+        remux = measure(
+            fetch_input(client, CHANNEL, video_track="video720", audio_track="audio128"),
+            iterations=args.ts_iterations,
+        )
         if origin.process.poll() is not None:
             raise RuntimeError(f"the origin exited during the run (code {origin.process.returncode})")
-    return publish, playlist_run, segment_run
+    return Playback(
+        publish=publish, playlist=playlist_run, segment=segment_run, ts_segment=ts_run, remux=remux
+    )
 
 
 def run_publish(args: argparse.Namespace, work: Path) -> tuple[LatencySummary, LatencySummary | None]:
@@ -153,14 +190,16 @@ def run_publish(args: argparse.Namespace, work: Path) -> tuple[LatencySummary, L
 
 
 def run(args: argparse.Namespace, work: Path) -> Results:
-    publish, playlist, segment = run_playback(args, work)
+    playback = run_playback(args, work)
     results = Results(
         duration_s=args.duration,
         warmup_s=args.warmup,
-        playlist=playlist,
-        segment=segment,
-        publish_ffmpeg=publish,
+        playlist=playback.playlist,
+        segment=playback.segment,
+        publish_ffmpeg=playback.publish,
         media_s=args.media,
+        ts_segment=playback.ts_segment,
+        remux=playback.remux,
     )
     if not args.skip_publish:
         client_side, server_side = run_publish(args, work)

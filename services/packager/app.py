@@ -5,6 +5,8 @@ Kept off FastAPI's router on purpose: this is the path every CDN request takes. 
   /live/{ch}/hls/{track}.m3u8          media playlist
   /live/{ch}/dash/manifest.mpd         dynamic MPD;  /live/{ch}/dash/time  its UTCTiming source
   /live/{ch}/media/{track}/init.mp4    CMAF header;  /live/{ch}/media/{track}/{t}.m4s  segment at tfdt t
+  /live/{ch}/hls-ts/index.m3u8         multivariant playlist (MPEG-TS);  /live/{ch}/hls-ts/{variant}.m3u8
+  /live/{ch}/ts/{variant}/{t}.ts       TS segment at t (a video track's with the default audio, or audio only)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from services.shared.errors import HeadwaterError, NotFound
 
 log = logging.getLogger("headwater.packager")
 _SEGMENT = re.compile(r"(\d{1,20})\.m4s")
+_TS_SEGMENT = re.compile(r"(\d{1,20})\.ts")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 ALLOW_METHODS = b"GET, HEAD, OPTIONS"
 PREFLIGHT = [
@@ -86,6 +89,14 @@ class PlaybackApp:
             return await service.manifest(
                 channel, "hls-media", unquote(rest[1][: -len(".m3u8")]), window, query
             )
+        if len(rest) == 2 and rest[0] == "hls-ts" and rest[1].endswith(".m3u8"):
+            window, query = _window(query_string)
+            if rest[1] == "index.m3u8":
+                return await service.manifest(channel, "hls-ts", None, window, query)
+            variant = unquote(rest[1][: -len(".m3u8")])
+            return await service.manifest(channel, "hls-ts-media", variant, window, query)
+        if len(rest) == 3 and rest[0] == "ts" and (match := _TS_SEGMENT.fullmatch(rest[2])):
+            return await service.ts_segment(channel, unquote(rest[1]), int(match.group(1)))
         if rest == ["dash", "manifest.mpd"]:
             window, query = _window(query_string)
             return await service.manifest(channel, "dash", None, window, query)

@@ -44,7 +44,7 @@ _QUERY_SAFE = "-._~%!$&'()*+,;=:@/?"  # RFC 3986 query characters besides letter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Variant:
+class Variant:
     bandwidth: int  # sort key: highest first (then track name, for a stable order)
     track: TrackView
     attributes: list[str]  # EXT-X-STREAM-INF attribute list
@@ -58,7 +58,7 @@ def multivariant_playlist(channel: ChannelView, *, query: str = "") -> str:
     ``start=1700000000``) is appended to every media playlist URI; characters that may not appear in
     a URI query (quotes, spaces, line breaks) are percent-encoded, existing escapes are kept.
     """
-    query = _encode_query(query)
+    query = encode_query(query)
     lines = ["#EXTM3U", "#EXT-X-INDEPENDENT-SEGMENTS"]
     video, audio = channel.video_tracks, channel.audio_tracks
     if video:
@@ -66,7 +66,7 @@ def multivariant_playlist(channel: ChannelView, *, query: str = "") -> str:
         lines += _video_variant_lines(video, audio, query)
     else:
         lines += _audio_variant_lines(audio, query)
-    return _text(lines)
+    return playlist_text(lines)
 
 
 def media_playlist(channel: ChannelView, track: TrackView, *, query: str = "") -> str:
@@ -81,7 +81,7 @@ def media_playlist(channel: ChannelView, track: TrackView, *, query: str = "") -
     lines += _segment_lines(channel, track, extinfs)
     if track.ended:
         lines.append("#EXT-X-ENDLIST")
-    return _text(lines)
+    return playlist_text(lines)
 
 
 # --- multivariant ---------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def _video_variant_lines(video: tuple[TrackView, ...], audio: tuple[TrackView, .
     audio_rates = [t.bitrates for t in audio]
     audio_peak = max((r.peak for r in audio_rates), default=0)
     audio_average = max((r.average for r in audio_rates), default=0)
-    audio_codecs = _unique(t.info.codec for t in audio)
+    audio_codecs = unique(t.info.codec for t in audio)
     variants = []
     for track in video:
         rates, info = track.bitrates, track.info
@@ -119,11 +119,11 @@ def _video_variant_lines(video: tuple[TrackView, ...], audio: tuple[TrackView, .
         if info.width and info.height:
             attributes.append(f"RESOLUTION={info.width}x{info.height}")
         if (rate := track.frame_rate) is not None:
-            attributes.append(f"FRAME-RATE={_decimal_3(rate.numerator, rate.denominator)}")
+            attributes.append(f"FRAME-RATE={decimal_3(rate.numerator, rate.denominator)}")
         if audio:
             attributes.append(f'AUDIO="{AUDIO_GROUP_ID}"')
-        variants.append(_Variant(bandwidth=bandwidth, track=track, attributes=attributes))
-    return _variant_lines(variants, query)
+        variants.append(Variant(bandwidth=bandwidth, track=track, attributes=attributes))
+    return variant_lines(variants, query)
 
 
 def _audio_variant_lines(audio: tuple[TrackView, ...], query: str) -> list[str]:
@@ -135,11 +135,12 @@ def _audio_variant_lines(audio: tuple[TrackView, ...], query: str) -> list[str]:
             f"AVERAGE-BANDWIDTH={rates.average}",
             f'CODECS="{track.info.codec}"',
         ]
-        variants.append(_Variant(bandwidth=rates.peak, track=track, attributes=attributes))
-    return _variant_lines(variants, query)
+        variants.append(Variant(bandwidth=rates.peak, track=track, attributes=attributes))
+    return variant_lines(variants, query)
 
 
-def _variant_lines(variants: list[_Variant], query: str) -> list[str]:
+def variant_lines(variants: list[Variant], query: str) -> list[str]:
+    """EXT-X-STREAM-INF and URI lines, highest BANDWIDTH first (then by name)."""
     lines = []
     for variant in sorted(variants, key=lambda v: (-v.bandwidth, v.track.name)):
         lines.append("#EXT-X-STREAM-INF:" + ",".join(variant.attributes))
@@ -156,21 +157,35 @@ def _playlist_uri(track: TrackView, query: str) -> str:
 
 
 def _media_header(channel: ChannelView, track: TrackView, extinfs: list[int]) -> list[str]:
+    lines = media_header_lines(channel, track, extinfs, version=MEDIA_PLAYLIST_VERSION)
+    lines.append(f'#EXT-X-MAP:URI="../media/{track.name}/init.mp4"')
+    return lines
+
+
+def media_header_lines(
+    channel: ChannelView, track: TrackView, extinfs: list[int], *, version: int
+) -> list[str]:
+    """The tags that open a media playlist, up to EXT-X-INDEPENDENT-SEGMENTS (shared with HLS-TS)."""
     first = track.segments[0].number if track.segments else 0
     return [
         "#EXTM3U",
-        f"#EXT-X-VERSION:{MEDIA_PLAYLIST_VERSION}",
+        f"#EXT-X-VERSION:{version}",
         f"#EXT-X-TARGETDURATION:{target_duration_s(channel.config.target_ms, extinfs)}",
         f"#EXT-X-MEDIA-SEQUENCE:{first}",
         "#EXT-X-DISCONTINUITY-SEQUENCE:0",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        f'#EXT-X-MAP:URI="../media/{track.name}/init.mp4"',
     ]
 
 
 def _segment_lines(channel: ChannelView, track: TrackView, extinfs: list[int]) -> list[str]:
+    return segment_lines(channel, track, extinfs, prefix=f"../media/{track.name}/", suffix=".m4s")
+
+
+def segment_lines(
+    channel: ChannelView, track: TrackView, extinfs: list[int], *, prefix: str, suffix: str
+) -> list[str]:
+    """PDT (first and after gaps), EXTINF and ``{prefix}{start tick}{suffix}`` of each segment."""
     timescale = track.timescale
-    prefix = f"../media/{track.name}/"
     lines: list[str] = []
     previous_end: int | None = None
     for segment, units in zip(track.segments, extinfs, strict=True):
@@ -179,7 +194,7 @@ def _segment_lines(channel: ChannelView, track: TrackView, extinfs: list[int]) -
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{utc_iso8601(channel.wallclock_ms(start, timescale))}")
         seconds, fraction = divmod(units, _EXTINF_UNITS_PER_S)
         lines.append(f"#EXTINF:{seconds}.{fraction:05d},")
-        lines.append(f"{prefix}{start}.m4s")
+        lines.append(f"{prefix}{start}{suffix}")
         previous_end = segment.end_time
     return lines
 
@@ -210,19 +225,19 @@ def target_duration_s(target_ms: int, extinfs: list[int]) -> int:
 # --- shared ---------------------------------------------------------------------------------------
 
 
-def _decimal_3(numerator: int, denominator: int) -> str:
+def decimal_3(numerator: int, denominator: int) -> str:
     """A positive ratio with exactly three decimals, rounded half up: 30000/1001 -> ``29.970``."""
     millis = (numerator * 2000 + denominator) // (2 * denominator)
     return f"{millis // 1000}.{millis % 1000:03d}"
 
 
-def _unique(values: Iterable[str]) -> tuple[str, ...]:
+def unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))  # first-seen order
 
 
-def _encode_query(query: str) -> str:
+def encode_query(query: str) -> str:
     return quote(query, safe=_QUERY_SAFE)
 
 
-def _text(lines: list[str]) -> str:
+def playlist_text(lines: list[str]) -> str:
     return "\n".join(lines) + "\n"

@@ -8,12 +8,15 @@ share a single store read (single-flight).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
-from services.packager import dash, hls
+from services.packager import dash, hls, hls_ts
 from services.packager.errors import Gone, NotYetAvailable, StaleChannel
 from services.packager.state import ChannelState, Rendered, content_etag, cors_headers
+from services.packager.ts_output import CONTENT_TYPE as TS_CONTENT_TYPE
+from services.packager.ts_output import TrackSource, complete_segment, listable_segments, load_ts_segment
 from services.packager.views import ChannelView, TrackView
 from services.packager.window import TimeWindow, check_window, select_segments
 from services.shared.asgi import Headers
@@ -135,7 +138,8 @@ class PackagerService:
     async def manifest(
         self, channel: str, kind: str, track: str | None, window: TimeWindow, query: str
     ) -> Rendered:
-        """kind: "hls" (multivariant), "hls-media" (one track's playlist), "dash" (MPD)."""
+        """kind: "hls" / "hls-ts" (multivariant), "hls-media" / "hls-ts-media" (one track's or TS
+        variant's playlist), "dash" (MPD)."""
         state = await self.state(channel)
         self._check_live(state, window)
         key = (kind, track, window, query)
@@ -144,17 +148,7 @@ class PackagerService:
             self.metrics.cache_hits += 1
             return cached
         self.metrics.cache_misses += 1
-        view = self._view(state, window)
-        if kind == "hls":
-            text, ctype = hls.multivariant_playlist(view, query=query), CT_M3U8
-        elif kind == "hls-media":
-            state.track(track or "")
-            track_view = next((t for t in view.tracks if t.name == track), None)
-            if track_view is None:
-                raise NotYetAvailable(f"track {track!r} has no complete segment in the window yet")
-            text, ctype = hls.media_playlist(view, track_view, query=query), CT_M3U8
-        else:
-            text, ctype = dash.dash_manifest(view, time_url="time"), CT_MPD
+        text, ctype = self._render(state, self._view(state, window), kind, track, query)
         body = text.encode()
         max_age = max(1, state.config.segment_duration_ms // 2000)
         rendered = Rendered(
@@ -166,6 +160,30 @@ class PackagerService:
         )
         state.renders[key] = rendered
         return rendered
+
+    def _render(
+        self, state: ChannelState, view: ChannelView, kind: str, track: str | None, query: str
+    ) -> tuple[str, bytes]:
+        if kind == "hls":
+            return hls.multivariant_playlist(view, query=query), CT_M3U8
+        if kind == "hls-ts":
+            return hls_ts.multivariant_playlist(view, query=query), CT_M3U8
+        if kind in ("hls-media", "hls-ts-media"):
+            state.track(track or "")
+            track_view = next((t for t in view.tracks if t.name == track), None)
+            if track_view is None:
+                raise NotYetAvailable(f"track {track!r} has no complete segment in the window yet")
+            if kind == "hls-media":
+                return hls.media_playlist(view, track_view, query=query), CT_M3U8
+            return hls_ts.media_playlist(view, self._ts_variant(state, track_view), query=query), CT_M3U8
+        return dash.dash_manifest(view, time_url="time"), CT_MPD
+
+    def _ts_variant(self, state: ChannelState, track: TrackView) -> TrackView:
+        """A TS variant's playlist lists the segments whose muxed audio is stored too."""
+        if not track.info.is_video:
+            return track
+        segments = listable_segments(track.segments, timescale=track.timescale, audio=_default_audio(state))
+        return dataclasses.replace(track, segments=segments)
 
     # media -------------------------------------------------------------------------------------
 
@@ -213,16 +231,7 @@ class PackagerService:
         if record is None:
             raise NotFound(f"channel {channel!r} has no track {track!r}")
         timeline = await self.store.get_timeline(channel, track)
-        segment = timeline.segment_at(start_time)
-        if segment is None:
-            first, last = timeline.first, timeline.last
-            if last is None or start_time >= last.decode_time:
-                raise NotYetAvailable(f"segment {start_time} of {track} is not available yet")
-            if first is None or start_time < first.decode_time:
-                raise Gone(f"segment {start_time} of {track} is outside the DVR window")
-            raise NotFound(f"no segment of {track} starts at {start_time}")
-        if not segment.complete:
-            raise NotYetAvailable(f"segment {start_time} of {track} is still being written")
+        segment = complete_segment(timeline, track, start_time)
         parts = []
         for fragment in segment.fragments:
             data = await self.store.get_fragment(channel, track, fragment.decode_time)
@@ -240,3 +249,39 @@ class PackagerService:
         )
         self._objects.put(key, rendered)
         return rendered
+
+    async def ts_segment(self, channel: str, variant: str, start_time: int) -> Rendered:
+        """A variant's MPEG-TS segment (variants are named after their video track, or audio track)."""
+        validate_name("channel", channel)
+        validate_name("track", variant)
+        key = ("ts", channel, variant, start_time)
+        cached = self._objects.get(key)
+        if cached is not None:
+            self.metrics.cache_hits += 1
+            return cached
+        self.metrics.cache_misses += 1
+        return await self._flight.do(key, lambda: self._load_ts_segment(channel, variant, start_time, key))
+
+    async def _load_ts_segment(self, channel: str, variant: str, start_time: int, key: object) -> Rendered:
+        state = await self.state(channel)
+        record, timeline = state.track(variant)
+        driving = TrackSource(record=record, timeline=timeline)
+        audio = _default_audio(state) if record.info.is_video else None
+        made = await load_ts_segment(self.store, channel, driving=driving, audio=audio, start_time=start_time)
+        rendered = Rendered(
+            body=made.body,
+            content_type=TS_CONTENT_TYPE,
+            etag=f'"ts-{start_time:x}-{len(made.body):x}-{made.ingest_time_ms:x}"'.encode(),
+            last_modified_ms=made.ingest_time_ms,
+            cache_control=IMMUTABLE,
+        )
+        self._objects.put(key, rendered)
+        return rendered
+
+
+def _default_audio(state: ChannelState) -> TrackSource | None:
+    """The channel's default audio (its first audio track), muxed into every TS video variant."""
+    for record, timeline in state.tracks:
+        if record.info.is_audio:
+            return TrackSource(record=record, timeline=timeline)
+    return None

@@ -158,6 +158,14 @@ class TrackTimeline:
             return self._entries[i]
         return None
 
+    def overlapping(self, start: int, end: int) -> tuple[FragmentEntry, ...]:
+        """Entries that overlap the decode interval [start, end), in order (found by bisection)."""
+        i = max(0, bisect.bisect_right(self._starts, start) - 1)
+        if i < len(self._entries) and self._entries[i].end_time <= start:
+            i += 1
+        j = bisect.bisect_left(self._starts, end)
+        return tuple(self._entries[i:j]) if i < j else ()
+
     def drop_before(self, decode_time: int) -> int:
         """Forget entries that end at or before ``decode_time``; returns how many went."""
         i = 0

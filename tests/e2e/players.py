@@ -1,4 +1,4 @@
-"""Real players for end-to-end tests: hls.js and dash.js in headless Debian Chromium.
+"""Real players for end-to-end tests: hls.js, dash.js and Shaka Player in headless Debian Chromium.
 
     stats = play("hls", f"{origin}/live/demo/hls/index.m3u8", seconds=20, low_latency=True)
     assert stats.started and stats.stall_count == 0 and stats.played_s >= 15
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 PLAYER_DIR = Path(__file__).resolve().parent / "player"
-PlayerKind = Literal["hls", "dash"]
+PlayerKind = Literal["hls", "dash", "shaka"]
 _TEARDOWN_S = 30.0  # launch + teardown allowance on top of the watch time
 
 
@@ -29,7 +29,7 @@ class PlayerError(RuntimeError):
 class Stall:
     at_s: float  # wall seconds after playback started
     duration_s: float
-    sources: tuple[str, ...]  # "waiting", "hls.bufferStalledError", "dash.playbackStalled"
+    sources: tuple[str, ...]  # "waiting", "hls.bufferStalledError", "dash.playbackStalled", "shaka.buffering"
     ongoing: bool  # still stalled when the statistics were taken
 
 
@@ -47,7 +47,7 @@ class PlayerStats:
     kind: PlayerKind
     src: str
     low_latency: bool
-    player: str  # e.g. "hls.js 1.7.4"
+    player: str  # e.g. "hls.js 1.7.4", "Shaka Player v5.2.12"
     started: bool  # the <video> fired 'playing'
     startup_s: float | None  # page load -> first 'playing'
     watched_s: float  # wall seconds since playback started
@@ -57,8 +57,8 @@ class PlayerStats:
     stalls: tuple[Stall, ...]
     fatal_errors: tuple[str, ...]
     errors: tuple[str, ...]  # non-fatal player errors
-    latency: LatencySummary  # hls.js hls.latency | dash.js getCurrentLiveLatency()
-    pdt_latency: LatencySummary  # hls.js: now - EXT-X-PROGRAM-DATE-TIME of the playhead
+    latency: LatencySummary  # hls.js hls.latency | dash.js getCurrentLiveLatency() | Shaka liveLatency
+    pdt_latency: LatencySummary  # hls.js, Shaka: now - EXT-X-PROGRAM-DATE-TIME of the playhead
     fragments_loaded: int
     video_height: int
     dropped_frames: int | None
@@ -136,7 +136,7 @@ def play(
     timeout_s: float | None = None,
     screenshot: Path | None = None,
 ) -> PlayerStats:
-    """Play ``url`` with hls.js (``kind="hls"``) or dash.js for ``seconds`` after playback starts.
+    """Play ``url`` with hls.js (``kind="hls"``), dash.js or Shaka for ``seconds`` after playback starts.
 
     ``timeout_s`` bounds the wait for playback (default ``seconds + 40``); the node process gets a
     little longer to tear down and is killed after that. Raises ``PlayerError`` if the browser

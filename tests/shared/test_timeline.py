@@ -128,3 +128,15 @@ def test_segments_partition_the_timeline(frags: list[tuple[int, bool]], target: 
     for a, b in itertools.pairwise(segments):
         assert a.end_time == b.start_time
         assert b.fragments[0].independent
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=30),
+    st.integers(min_value=-20, max_value=600),
+    st.integers(min_value=0, max_value=300),
+)
+def test_overlapping_matches_a_linear_scan(durations: list[int], start: int, length: int) -> None:
+    es = entries(durations, [True] * len(durations), target=100, start=7)
+    line = TrackTimeline(es)
+    end = start + length
+    assert line.overlapping(start, end) == tuple(e for e in es if e.end_time > start and e.decode_time < end)

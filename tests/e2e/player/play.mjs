@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Play one live stream in headless Debian Chromium with a real player and print ONE JSON line of stats.
 //
-//   node play.mjs --kind hls|dash --src URL [--seconds 20] [--low-latency] [--live-delay S]
+//   node play.mjs --kind hls|dash|shaka --src URL [--seconds 20] [--low-latency] [--live-delay S]
 //                 [--timeout S] [--screenshot out.png] [--chromium /usr/bin/chromium] [--verbose]
 //   node play.mjs --probe     # launch only: print Chromium's version and MSE codec support
 //
@@ -26,6 +26,7 @@ const FILES = {
   '/player.js': ['player.js', 'text/javascript; charset=utf-8'],
   '/lib/hls.min.js': ['node_modules/hls.js/dist/hls.min.js', 'text/javascript; charset=utf-8'],
   '/lib/dash.all.min.js': ['node_modules/dashjs/dist/modern/umd/dash.all.min.js', 'text/javascript; charset=utf-8'],
+  '/lib/shaka-player.compiled.js': ['node_modules/shaka-player/dist/shaka-player.compiled.js', 'text/javascript; charset=utf-8'],
 };
 const CHROMIUM_FLAGS = [
   '--headless',
@@ -61,8 +62,8 @@ function parse() {
   });
   const seconds = Number(values.seconds);
   if (values.probe) return { ...values, kind: 'probe', src: '', seconds: 0, timeout: 30 };
-  if (!['hls', 'dash'].includes(values.kind) || !values.src || !(seconds > 0)) {
-    throw new Error('usage: node play.mjs --kind hls|dash --src URL [--seconds N] [--low-latency]');
+  if (!['hls', 'dash', 'shaka'].includes(values.kind) || !values.src || !(seconds > 0)) {
+    throw new Error('usage: node play.mjs --kind hls|dash|shaka --src URL [--seconds N] [--low-latency]');
   }
   const timeout = values.timeout === undefined ? seconds + 40 : Number(values.timeout);
   return { ...values, seconds, timeout };

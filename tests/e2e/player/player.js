@@ -1,6 +1,6 @@
-// Plays one live stream with hls.js or dash.js and keeps playback statistics in window.__stats.
+// Plays one live stream with hls.js, dash.js or Shaka Player and keeps playback statistics in window.__stats.
 //
-// Query parameters: kind=hls|dash, src=<manifest URL>, lowLatency=0|1, liveDelay=<seconds> (optional).
+// Query parameters: kind=hls|dash|shaka, src=<manifest URL>, lowLatency=0|1, liveDelay=<seconds> (optional).
 // window.__snapshot() returns a JSON-ready copy of the statistics, an ongoing stall included.
 'use strict';
 
@@ -27,7 +27,7 @@
     kind,
     src,
     lowLatency,
-    player: null, // "hls.js 1.x" | "dash.js 5.x"
+    player: null, // "hls.js 1.x" | "dash.js 5.x" | "Shaka Player v5.x"
     pageStartEpochMs: Date.now(),
     startupMs: null, // page start -> first 'playing'
     playbackStartedEpochMs: null,
@@ -44,13 +44,13 @@
     stalledMs: 0,
     stalls: [], // {atS: wall s after start, durationMs, sources: [...], ongoing}
     waitingEvents: 0, // <video> 'waiting' while not seeking, after start
-    playerStallEvents: 0, // hls.js bufferStalledError / dash.js playbackStalled, after start
+    playerStallEvents: 0, // hls.js bufferStalledError / dash.js playbackStalled / Shaka buffering, after start
     fatalErrors: [],
     errors: [], // non-fatal player errors (first MAX_ENTRIES)
     fragmentsLoaded: 0,
-    latencyS: null, // hls.js hls.latency | dash.js player.getCurrentLiveLatency()
+    latencyS: null, // hls.js hls.latency | dash.js player.getCurrentLiveLatency() | Shaka stats.liveLatency
     latency: { samples: 0, sum: 0, min: null, max: null },
-    pdtLatencyS: null, // hls.js: Date.now() - hls.playingDate (EXT-X-PROGRAM-DATE-TIME)
+    pdtLatencyS: null, // hls.js playingDate / Shaka getPlayheadTimeAsDate(): Date.now() minus the PDT played
     pdtLatency: { samples: 0, sum: 0, min: null, max: null },
     targetLatencyS: null,
     codecSupport: {},
@@ -128,6 +128,11 @@
       const latency = player.getCurrentLiveLatency();
       stats.latencyS = Number.isFinite(latency) && latency > 0 ? latency : null;
       stats.targetLatencyS = player.getTargetLiveDelay ? player.getTargetLiveDelay() : null;
+    } else if (kind === 'shaka' && player) {
+      const latency = player.getStats().liveLatency;
+      stats.latencyS = Number.isFinite(latency) && latency > 0 ? latency : null;
+      const date = player.getPlayheadTimeAsDate();
+      stats.pdtLatencyS = date ? (Date.now() - date.getTime()) / 1000 : null;
     }
   }
 
@@ -273,6 +278,41 @@
     player.initialize(video, src, true);
   }
 
+  function startShaka() {
+    const shaka = window.shaka;
+    if (!shaka) {
+      fatal({ source: 'shaka', message: 'Shaka Player missing' });
+      return;
+    }
+    shaka.polyfill.installAll();
+    if (!shaka.Player.isBrowserSupported()) {
+      fatal({ source: 'shaka', message: 'browser not supported' });
+      return;
+    }
+    player = new shaka.Player();
+    stats.player = `Shaka Player ${shaka.Player.version}`;
+    const streaming = { lowLatencyMode: lowLatency };
+    if (liveDelay !== null) streaming.liveSync = { enabled: true, targetLatency: liveDelay };
+    player.configure({ streaming });
+    player.addEventListener('error', (event) => {
+      const error = event.detail || {};
+      const entry = { source: 'shaka', code: error.code ?? null, category: error.category ?? null, message: String(error.message || '') };
+      if (error.severity === shaka.util.Error.Severity.CRITICAL) fatal(entry);
+      else note(stats.errors, entry);
+    });
+    player.addEventListener('buffering', (event) => {
+      if (event.buffering) beginStall('shaka.buffering');
+    });
+    player.addEventListener('segmentappended', () => {
+      stats.fragmentsLoaded += 1;
+    });
+    player
+      .attach(video)
+      .then(() => player.load(src))
+      .then(startPlayback)
+      .catch((error) => fatal({ source: 'shaka load', code: error.code ?? null, message: String(error.message || error) }));
+  }
+
   for (const codec of CODECS) {
     stats.codecSupport[codec] = window.MediaSource ? MediaSource.isTypeSupported(codec) : false;
   }
@@ -280,6 +320,7 @@
   if (!src && kind !== 'probe') fatal({ source: 'page', message: 'missing src parameter' });
   else if (kind === 'hls') startHls();
   else if (kind === 'dash') startDash();
+  else if (kind === 'shaka') startShaka();
   else if (kind === 'probe') stats.player = 'probe'; // codec support only
   else fatal({ source: 'page', message: `unknown kind ${kind}` });
 })();
