@@ -39,6 +39,7 @@ from types import FrameType
 
 import httpx
 
+from bench import store as store_bench
 from bench.cpu import tree_cpu_s, waited_children_cpu_s
 from bench.fixtures import Fixture, pick_fixtures, push_ladder, verify_identical
 from bench.nginx import running_nginx
@@ -76,6 +77,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--media", type=float, default=12.0, help="seconds of media FFmpeg pushes (12)")
     parser.add_argument("--ts-iterations", type=int, default=200, help="remux timings per way (200)")
     parser.add_argument("--markdown-out", type=Path, default=None, help="also write the report block here")
+    parser.add_argument(
+        "--skip-store",
+        action="store_true",
+        help="skip the Cassandra + memcached store benchmark (bench.store)",
+    )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (logs, data, nginx root)"
     )
@@ -239,8 +245,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             _progress(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    if not args.skip_store:
+        _progress("store: Cassandra + memcached write-through (python -m bench.store)")
+        store_report = store_bench.run().markdown()
     environment = dataclasses.replace(environment, load_end=os.getloadavg())
     report = render(environment, results)
+    if not args.skip_store:
+        report += "\n" + store_report + "\n"
     print(report, end="")
     if args.markdown_out is not None:
         with contextlib.suppress(FileNotFoundError):
