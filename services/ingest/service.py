@@ -16,9 +16,10 @@ from services.ingest.manifest import IngestManifest, parse_ingest_manifest
 from services.shared.auth import Credentials, may_ingest
 from services.shared.cache import LruCache
 from services.shared.channels import ChannelConfig, TrackRecord, validate_name
-from services.shared.media.errors import MissingHeader
+from services.shared.media.errors import MediaError, MissingHeader
+from services.shared.media.header import parse_header
 from services.shared.media.models import CmafFragment, CmafHeader, TrackInfo
-from services.shared.media.reader import CmafReader, HeaderReceived
+from services.shared.media.reader import CmafReader
 from services.shared.metrics import Metrics
 from services.shared.ratelimit import RateLimiter
 from services.shared.signal import Signal
@@ -298,7 +299,10 @@ class IngestService:
 
 
 def _parse_header(init: bytes, channel: ChannelConfig) -> CmafHeader | None:
-    for event in CmafReader(max_box_bytes=channel.max_object_bytes).feed(init):
-        if isinstance(event, HeaderReceived):
-            return event.header
-    return None
+    """A stored CMAF header (validated when it was received) parsed back into its model."""
+    if len(init) > channel.max_object_bytes:
+        return None
+    try:
+        return parse_header(init)
+    except MediaError:
+        return None

@@ -74,8 +74,10 @@ def _pick(*candidates: int | None) -> int:
     return next(value for value in candidates if value is not None)
 
 
-def resolve_samples(trun: TrackRunBox, tfhd: TrackFragmentHeaderBox, track: TrackInfo) -> list[Sample]:
-    """Each sample's size, duration, composition offset and sync flag, defaults applied."""
+def sample_fields(
+    trun: TrackRunBox, tfhd: TrackFragmentHeaderBox, track: TrackInfo
+) -> tuple[tuple[int, ...], tuple[int, ...], list[int], tuple[int, ...]]:
+    """Per-sample durations, sizes, flags and composition offsets: trun, else tfhd, else trex defaults."""
     count = trun.sample_count
     durations = (
         trun.sample_durations or (_pick(tfhd.default_sample_duration, track.default_sample_duration),) * count
@@ -85,6 +87,12 @@ def resolve_samples(trun: TrackRunBox, tfhd: TrackFragmentHeaderBox, track: Trac
     if trun.first_sample_flags is not None and count:
         flags[0] = trun.first_sample_flags
     offsets = trun.sample_composition_time_offsets or (0,) * count
+    return tuple(durations), tuple(sizes), flags, tuple(offsets)
+
+
+def resolve_samples(trun: TrackRunBox, tfhd: TrackFragmentHeaderBox, track: TrackInfo) -> list[Sample]:
+    """Each sample's size, duration, composition offset and sync flag, defaults applied."""
+    durations, sizes, flags, offsets = sample_fields(trun, tfhd, track)
     return [
         Sample(
             size=size,

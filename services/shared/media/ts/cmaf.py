@@ -18,6 +18,7 @@ from operator import add
 
 from services.shared.media.box import parse_box_at, read_box_header
 from services.shared.media.errors import MalformedBox
+from services.shared.media.fragment import sample_fields
 from services.shared.media.fragment_boxes import (
     SAMPLE_IS_NON_SYNC,
     MovieFragmentBox,
@@ -131,14 +132,7 @@ def columns(
 ) -> Samples:
     """One trun's samples: per-sample fields, else tfhd defaults, else trex defaults."""
     count = trun.sample_count
-    durations = (
-        trun.sample_durations or (_pick(tfhd.default_sample_duration, track.default_sample_duration),) * count
-    )
-    sizes = trun.sample_sizes or (_pick(tfhd.default_sample_size, track.default_sample_size),) * count
-    flags = list(trun.sample_flags or (_pick(tfhd.default_sample_flags, track.default_sample_flags),) * count)
-    if trun.first_sample_flags is not None and count:
-        flags[0] = trun.first_sample_flags
-    offsets = trun.sample_composition_time_offsets or (0,) * count
+    durations, sizes, flags, offsets = sample_fields(trun, tfhd, track)
     decode_times = tuple(accumulate(durations[:-1], initial=decode_time)) if count else ()
     positions = list(accumulate(sizes, initial=data_start))
     if positions[-1] > len(view):
@@ -150,7 +144,3 @@ def columns(
         sync=tuple([not flag & SAMPLE_IS_NON_SYNC for flag in flags]),
         data=tuple(map(view.__getitem__, map(slice, positions, positions[1:]))),
     )
-
-
-def _pick(*candidates: int | None) -> int:
-    return next(value for value in candidates if value is not None)
