@@ -7,7 +7,6 @@ If these fail, a failing origin e2e test says nothing about the origin.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time
@@ -25,11 +24,7 @@ from services.demo import AUDIO, FRAME_RATE, GOP_S, LADDER, run_pusher, stop_pus
 
 from .players import PlayerStats, play
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed (scripts/setup.sh)"),
-    pytest.mark.skipif(shutil.which("node") is None, reason="node not installed (scripts/setup.sh)"),
-]
+pytestmark = pytest.mark.e2e  # FFmpeg and node come from scripts/setup.sh: missing ones must fail
 
 PLAY_S = 20.0
 MIN_PLAYED_S = 15.0

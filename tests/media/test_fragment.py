@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.shared.media.boxes import (
+    Box,
     MovieFragmentBox,
     MovieFragmentHeaderBox,
     TrackFragmentBox,
@@ -27,8 +28,8 @@ TFDT = TrackFragmentDecodeTimeBox(base_media_decode_time=900)
 TRUN = TrackRunBox.build(sample_count=2, data_offset=100, sample_sizes=(10, 20), sample_durations=(1, 2))
 
 
-def moof(*traf_children: object, mfhd: bool = True) -> MovieFragmentBox:
-    traf = TrackFragmentBox(children=tuple(traf_children))  # type: ignore[arg-type]
+def moof(*traf_children: Box, mfhd: bool = True) -> MovieFragmentBox:
+    traf = TrackFragmentBox(children=tuple(traf_children))
     children = (MovieFragmentHeaderBox(sequence_number=4), traf) if mfhd else (traf,)
     return MovieFragmentBox(children=children)
 
@@ -55,7 +56,7 @@ def test_base_data_offset_is_a_stream_offset() -> None:
         ("traf", "trun", (TFHD, TFDT), True),
     ],
 )
-def test_required_boxes(box: str, field: str, children: tuple[object, ...], mfhd: bool) -> None:
+def test_required_boxes(box: str, field: str, children: tuple[Box, ...], mfhd: bool) -> None:
     with pytest.raises(MalformedBox) as excinfo:
         summarize_moof(moof(*children, mfhd=mfhd), moof_offset=0, tracks={1: TRACK})
     assert (excinfo.value.box_type, excinfo.value.field) == (box, field)

@@ -105,7 +105,7 @@ def run(
 def video_info(
     codec: str = "avc1.64001f", *, width: int = 1280, height: int = 720, **extra: Any
 ) -> TrackInfo:
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "track_id": 1,
         "handler": HANDLER_VIDEO,
         "sample_entry": codec.split(".", maxsplit=1)[0],
@@ -116,11 +116,11 @@ def video_info(
         "par": (1, 1),
     }
     fields.update(extra)
-    return TrackInfo(**fields)  # type: ignore[arg-type]
+    return TrackInfo(**fields)
 
 
 def audio_info(language: str | None = "eng", **extra: Any) -> TrackInfo:
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "track_id": 2,
         "handler": HANDLER_AUDIO,
         "sample_entry": "mp4a",
@@ -131,7 +131,7 @@ def audio_info(language: str | None = "eng", **extra: Any) -> TrackInfo:
         "channels": 2,
     }
     fields.update(extra)
-    return TrackInfo(**fields)  # type: ignore[arg-type]
+    return TrackInfo(**fields)
 
 
 # --- the channel of the golden files --------------------------------------------------------------
