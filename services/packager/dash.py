@@ -12,11 +12,12 @@ Timing model:
   presentationTimeOffset = origin in its own ticks (rounded down, so never after its first segment),
   and mediaPresentationDuration runs to the latest end (rounded up). Keeping media time 0 there would
   give encoders with Unix-epoch ``tfdt`` (DASH-IF ingest's recommendation) a 50-year seek bar.
-- suggestedPresentationDelay is 3 x the target duration. dash.js plays at live edge minus this value
+- suggestedPresentationDelay is 4 x the target duration. dash.js plays at live edge minus this value
   when the MPD has it (``useSuggestedPresentationDelay``; its own default is 4 segments). A segment
-  is listed only once complete, then a player sees it up to one minimumUpdatePeriod (1 target) plus the
-  CDN's manifest max-age (0.5 target) later: 3 targets leave about one segment buffered in the worst
-  case; 2 would leave half of one, and stall on the first jitter.
+  is listed only once complete, and it is complete only when the next fragment has arrived (up to one
+  more target after its end); then a player sees it up to one minimumUpdatePeriod (1 target) plus the
+  CDN's manifest max-age (0.5 target) later. 3 targets left dash.js a stall 2 s after starting in a CI
+  run (a 0.3 s 'waiting'); 4 keep about one segment buffered in that worst case.
 - minBufferTime is one target: a player holding one segment can start. maxSegmentDuration is the
   longest segment in the window (ms, rounded up), at least one target.
 
@@ -39,7 +40,7 @@ PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:201
 UTC_TIMING_SCHEME = "urn:mpeg:dash:utc:http-iso:2014"
 ROLE_SCHEME = "urn:mpeg:dash:role:2011"
 AUDIO_CHANNEL_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
-PRESENTATION_DELAY_TARGETS = 3
+PRESENTATION_DELAY_TARGETS = 4
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _CODEC_FAMILIES = {"avc1": "avc", "avc3": "avc", "hvc1": "hevc", "hev1": "hevc"}
 

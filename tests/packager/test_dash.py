@@ -84,7 +84,7 @@ def test_dynamic_mpd_attributes() -> None:
         "publishTime": "2023-11-14T23:13:32.345Z",
         "minimumUpdatePeriod": "PT2S",
         "timeShiftBufferDepth": "PT300S",
-        "suggestedPresentationDelay": "PT6S",
+        "suggestedPresentationDelay": "PT8S",
         "maxSegmentDuration": "PT2.006S",  # the AAC segments: 2.00533 s
         "minBufferTime": "PT2S",
     }
@@ -99,7 +99,7 @@ def test_config_drives_mpd_durations() -> None:
     config = ChannelConfig(name="demo", segment_duration_ms=1500, dvr_window_s=3600)
     root = parse(dash.dash_manifest(channel(video_360(), config=config), time_url="/time"))
     assert root.get("minimumUpdatePeriod") == "PT1.500S"
-    assert root.get("suggestedPresentationDelay") == "PT4.500S"
+    assert root.get("suggestedPresentationDelay") == "PT6S"
     assert root.get("timeShiftBufferDepth") == "PT3600S"
     assert root.get("maxSegmentDuration") == "PT2S"
 
