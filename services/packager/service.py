@@ -8,9 +8,10 @@ share a single store read (single-flight).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from services.packager import dash, hls, hls_ts
 from services.packager.errors import Gone, NotYetAvailable, StaleChannel
@@ -218,12 +219,16 @@ class PackagerService:
         validate_name("channel", channel)
         validate_name("track", track)
         key = ("seg", channel, track, start_time)
+        return await self._immutable(key, lambda: self._load_segment(channel, track, start_time, key))
+
+    async def _immutable(self, key: tuple[object, ...], load: Callable[[], Awaitable[Rendered]]) -> Rendered:
+        """An immutable object from the in-process LRU, else loaded once however many ask at once."""
         cached = self._objects.get(key)
         if cached is not None:
             self.metrics.cache_hits += 1
             return cached
         self.metrics.cache_misses += 1
-        return await self._flight.do(key, lambda: self._load_segment(channel, track, start_time, key))
+        return await self._flight.do(key, load)
 
     async def _load_segment(self, channel: str, track: str, start_time: int, key: object) -> Rendered:
         records = {r.name: r for r in await self.store.get_tracks(channel)}
@@ -232,13 +237,12 @@ class PackagerService:
             raise NotFound(f"channel {channel!r} has no track {track!r}")
         timeline = await self.store.get_timeline(channel, track)
         segment = complete_segment(timeline, track, start_time)
-        parts = []
-        for fragment in segment.fragments:
-            data = await self.store.get_fragment(channel, track, fragment.decode_time)
-            if data is None:
-                raise Gone(f"segment {start_time} of {track} has expired")
-            parts.append(data)
-        body = b"".join(parts)
+        parts = await asyncio.gather(  # per-frame chunks make up to ~50 reads: issue them together
+            *(self.store.get_fragment(channel, track, f.decode_time) for f in segment.fragments)
+        )
+        if any(part is None for part in parts):
+            raise Gone(f"segment {start_time} of {track} has expired")
+        body = b"".join(part for part in parts if part is not None)
         etag = f'"{start_time:x}-{len(body):x}-{segment.ingest_time_ms:x}"'.encode()
         rendered = Rendered(
             body=body,
@@ -255,12 +259,7 @@ class PackagerService:
         validate_name("channel", channel)
         validate_name("track", variant)
         key = ("ts", channel, variant, start_time)
-        cached = self._objects.get(key)
-        if cached is not None:
-            self.metrics.cache_hits += 1
-            return cached
-        self.metrics.cache_misses += 1
-        return await self._flight.do(key, lambda: self._load_ts_segment(channel, variant, start_time, key))
+        return await self._immutable(key, lambda: self._load_ts_segment(channel, variant, start_time, key))
 
     async def _load_ts_segment(self, channel: str, variant: str, start_time: int, key: object) -> Rendered:
         state = await self.state(channel)
