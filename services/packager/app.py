@@ -5,6 +5,7 @@ Kept off FastAPI's router on purpose: this is the path every CDN request takes. 
   /live/{ch}/hls/{track}.m3u8          media playlist
   /live/{ch}/dash/manifest.mpd         dynamic MPD;  /live/{ch}/dash/time  its UTCTiming source
   /live/{ch}/media/{track}/init.mp4    CMAF header;  /live/{ch}/media/{track}/{t}.m4s  segment at tfdt t
+  /live/{ch}/media/{track}/part-{t}.m4s  LL-HLS part: the fragment at tfdt t (the hinted next one blocks)
   /live/{ch}/hls-ts/index.m3u8         multivariant playlist (MPEG-TS);  /live/{ch}/hls-ts/{variant}.m3u8
   /live/{ch}/ts/{variant}/{t}.ts       TS segment at t (a video track's with the default audio, or audio only)
 """
@@ -19,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, unquote, urlencode
 
 from services.packager.errors import Gone, NotYetAvailable, http_status
+from services.packager.llhls import parse_directives
 from services.packager.service import PackagerService
 from services.packager.state import Rendered
 from services.packager.window import TimeWindow, parse_window
@@ -28,6 +30,7 @@ from services.shared.errors import HeadwaterError, NotFound
 
 log = logging.getLogger("headwater.packager")
 _SEGMENT = re.compile(r"(\d{1,20})\.m4s")
+_PART = re.compile(r"part-(\d{1,20})\.m4s")
 _TS_SEGMENT = re.compile(r"(\d{1,20})\.ts")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 ALLOW_METHODS = b"GET, HEAD, OPTIONS"
@@ -86,9 +89,9 @@ class PlaybackApp:
             window, query = _window(query_string)
             if rest[1] == "index.m3u8":
                 return await service.manifest(channel, "hls", None, window, query)
-            return await service.manifest(
-                channel, "hls-media", unquote(rest[1][: -len(".m3u8")]), window, query
-            )
+            track = unquote(rest[1][: -len(".m3u8")])
+            directives = parse_directives(query_string)
+            return await service.manifest(channel, "hls-media", track, window, query, directives=directives)
         if len(rest) == 2 and rest[0] == "hls-ts" and rest[1].endswith(".m3u8"):
             window, query = _window(query_string)
             if rest[1] == "index.m3u8":
@@ -107,6 +110,9 @@ class PlaybackApp:
             match = _SEGMENT.fullmatch(rest[2])
             if match:
                 return await service.media_segment(channel, track, int(match.group(1)))
+            match = _PART.fullmatch(rest[2])
+            if match:
+                return await service.part(channel, track, int(match.group(1)))
         raise NotFound(f"no playback resource at /live/{channel}/{'/'.join(rest)}")
 
     async def _time(self, send: Send, cors: Headers) -> None:

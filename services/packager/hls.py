@@ -24,20 +24,23 @@ Time rules (all integer ticks until the last step):
   yet; the PDT re-anchors the wall clock and the fMP4 ``tfdt`` carries the jump.
 - EXT-X-MEDIA-SEQUENCE is ``Segment.number`` of the first listed segment, never counted here.
 
-LL-HLS slots in at ``_media_header`` (EXT-X-SERVER-CONTROL, EXT-X-PART-INF), ``_segment_lines``
-(EXT-X-PART lines before each segment's URI, from ``TrackView.partial`` for the last) and after the
-segments (EXT-X-PRELOAD-HINT, EXT-X-RENDITION-REPORT, which will use ``query``).
+- EXT-X-TARGETDURATION is channel-wide (6.2.4: every media playlist of a multivariant has the same).
+
+Low-latency playlists (EXT-X-PART, PRELOAD-HINT, SERVER-CONTROL, SKIP, RENDITION-REPORT) come from
+``llhls``; this module places their lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from services.packager import llhls
 from services.packager.views import ChannelView, TrackView, utc_iso8601
 
 MEDIA_PLAYLIST_VERSION = 7  # EXT-X-MAP outside I-frame playlists needs >= 6
+DELTA_PLAYLIST_VERSION = 9  # EXT-X-SKIP needs >= 9
 AUDIO_GROUP_ID = "audio"
 _EXTINF_UNITS_PER_S = 100_000  # EXTINF precision: 5 decimals
 _QUERY_SAFE = "-._~%!$&'()*+,;=:@/?"  # RFC 3986 query characters besides letters and digits
@@ -69,19 +72,45 @@ def multivariant_playlist(channel: ChannelView, *, query: str = "") -> str:
     return playlist_text(lines)
 
 
-def media_playlist(channel: ChannelView, track: TrackView, *, query: str = "") -> str:
-    """The media playlist of one track, ``/live/{ch}/hls/{track}.m3u8``.
+def media_playlist(channel: ChannelView, track: TrackView, *, query: str = "", skip: bool = False) -> str:
+    """The media playlist of one track, ``/live/{ch}/hls/{track}.m3u8``; low-latency when the
+    channel is (``llhls.part_schedule``), a delta update when ``skip`` (``_HLS_skip``) is asked for.
 
-    ``query`` is the time-shift query the playlist was requested with; LL-HLS rendition reports will
-    carry it. Segment and init URIs are immutable and never carry it, so it is unused for now.
+    ``query`` is the time-shift query the playlist was requested with; rendition reports carry it.
+    Segment, part and init URIs are immutable and never carry it.
     """
-    del query  # reserved for EXT-X-RENDITION-REPORT
     extinfs = extinf_units(track)
-    lines = _media_header(channel, track, extinfs)
-    lines += _segment_lines(channel, track, extinfs)
+    target_s = channel_target_s(channel)
+    schedule = llhls.part_schedule(channel, target_s)
+    if schedule is None:
+        lines = _media_header(track, target_s, version=MEDIA_PLAYLIST_VERSION)
+        lines += _segment_lines(channel, track, extinfs)
+    else:
+        skipped = llhls.skipped_segments(track, schedule) if skip and not track.ended else 0
+        version = DELTA_PLAYLIST_VERSION if skipped else MEDIA_PLAYLIST_VERSION
+        extra = [schedule.server_control(), schedule.part_inf()]
+        lines = _media_header(track, target_s, version=version, extra=extra)
+        if skipped:
+            lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
+        lines += segment_lines(
+            channel,
+            track,
+            extinfs,
+            prefix=f"../media/{track.name}/",
+            suffix=".m4s",
+            parts=llhls.listed_parts(track, target_s),
+            skip=skipped,
+        )
+        lines += llhls.tail_lines(channel, track, query=encode_query(query))
     if track.ended:
         lines.append("#EXT-X-ENDLIST")
     return playlist_text(lines)
+
+
+def channel_target_s(channel: ChannelView) -> int:
+    """EXT-X-TARGETDURATION for every media playlist of the channel (RFC 8216bis 6.2.4)."""
+    target_ms = channel.config.target_ms
+    return max((target_duration_s(target_ms, extinf_units(t)) for t in channel.tracks), default=1)
 
 
 # --- multivariant ---------------------------------------------------------------------------------
@@ -156,21 +185,23 @@ def _playlist_uri(track: TrackView, query: str) -> str:
 # --- media playlist -------------------------------------------------------------------------------
 
 
-def _media_header(channel: ChannelView, track: TrackView, extinfs: list[int]) -> list[str]:
-    lines = media_header_lines(channel, track, extinfs, version=MEDIA_PLAYLIST_VERSION)
+def _media_header(track: TrackView, target_s: int, *, version: int, extra: Sequence[str] = ()) -> list[str]:
+    lines = media_header_lines(track, target_s, version=version, extra=extra)
     lines.append(f'#EXT-X-MAP:URI="../media/{track.name}/init.mp4"')
     return lines
 
 
 def media_header_lines(
-    channel: ChannelView, track: TrackView, extinfs: list[int], *, version: int
+    track: TrackView, target_s: int, *, version: int, extra: Sequence[str] = ()
 ) -> list[str]:
-    """The tags that open a media playlist, up to EXT-X-INDEPENDENT-SEGMENTS (shared with HLS-TS)."""
+    """The tags that open a media playlist, up to EXT-X-INDEPENDENT-SEGMENTS (shared with HLS-TS);
+    ``extra`` (LL-HLS server control and part info) goes after the target duration."""
     first = track.segments[0].number if track.segments else 0
     return [
         "#EXTM3U",
         f"#EXT-X-VERSION:{version}",
-        f"#EXT-X-TARGETDURATION:{target_duration_s(channel.config.target_ms, extinfs)}",
+        f"#EXT-X-TARGETDURATION:{target_s}",
+        *extra,
         f"#EXT-X-MEDIA-SEQUENCE:{first}",
         "#EXT-X-DISCONTINUITY-SEQUENCE:0",
         "#EXT-X-INDEPENDENT-SEGMENTS",
@@ -182,20 +213,35 @@ def _segment_lines(channel: ChannelView, track: TrackView, extinfs: list[int]) -
 
 
 def segment_lines(
-    channel: ChannelView, track: TrackView, extinfs: list[int], *, prefix: str, suffix: str
+    channel: ChannelView,
+    track: TrackView,
+    extinfs: list[int],
+    *,
+    prefix: str,
+    suffix: str,
+    parts: Mapping[int, list[str]] | None = None,
+    skip: int = 0,
 ) -> list[str]:
-    """PDT (first and after gaps), EXTINF and ``{prefix}{start tick}{suffix}`` of each segment."""
+    """PDT (first listed and after gaps), EXTINF and ``{prefix}{start tick}{suffix}`` of each segment
+    after the first ``skip``; a segment's EXT-X-PART lines (``parts``, by number) go before its EXTINF.
+    The in-progress segment's parts follow (LL-HLS) when the track has one."""
     timescale = track.timescale
     lines: list[str] = []
     previous_end: int | None = None
-    for segment, units in zip(track.segments, extinfs, strict=True):
+    for segment, units in zip(track.segments[skip:], extinfs[skip:], strict=True):
         start = segment.start_time
         if start != previous_end:  # first segment, or after a time gap
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{utc_iso8601(channel.wallclock_ms(start, timescale))}")
+        if parts:
+            lines += parts.get(segment.number, ())
         seconds, fraction = divmod(units, _EXTINF_UNITS_PER_S)
         lines.append(f"#EXTINF:{seconds}.{fraction:05d},")
         lines.append(f"{prefix}{start}{suffix}")
         previous_end = segment.end_time
+    partial = track.partial
+    if parts is not None and partial is not None and partial.start_time != previous_end:
+        wallclock = channel.wallclock_ms(partial.start_time, timescale)
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{utc_iso8601(wallclock)}")
     return lines
 
 

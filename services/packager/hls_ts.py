@@ -67,7 +67,7 @@ def media_playlist(channel: ChannelView, track: TrackView, *, query: str = "") -
     """``/live/{ch}/hls-ts/{variant}.m3u8``: the segments of ``track`` the caller chose."""
     del query  # segment URIs are immutable and never carry it
     extinfs = hls.extinf_units(track)
-    lines = hls.media_header_lines(channel, track, extinfs, version=MEDIA_PLAYLIST_VERSION)
+    lines = hls.media_header_lines(track, hls.channel_target_s(channel), version=MEDIA_PLAYLIST_VERSION)
     lines += hls.segment_lines(channel, track, extinfs, prefix=f"../ts/{track.name}/", suffix=".ts")
     if track.ended:
         lines.append("#EXT-X-ENDLIST")

@@ -13,8 +13,9 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 
-from services.packager import dash, hls, hls_ts
-from services.packager.errors import Gone, NotYetAvailable, StaleChannel
+from services.packager import dash, hls, hls_ts, llhls
+from services.packager.errors import BadRequest, Gone, NotYetAvailable, StaleChannel, Unavailable
+from services.packager.llhls import Directives
 from services.packager.state import ChannelState, Rendered, content_etag, cors_headers
 from services.packager.ts_output import CONTENT_TYPE as TS_CONTENT_TYPE
 from services.packager.ts_output import TrackSource, complete_segment, listable_segments, load_ts_segment
@@ -27,10 +28,12 @@ from services.shared.errors import NotFound
 from services.shared.metrics import Metrics
 from services.shared.signal import Signal
 from services.shared.store.base import Store
+from services.shared.timeline import FragmentEntry, Segment, TrackTimeline
 
 CT_M3U8 = b"application/vnd.apple.mpegurl"
 CT_MPD = b"application/dash+xml"
 IMMUTABLE = b"public, max-age=1209600, immutable"
+NO_DIRECTIVES = Directives()
 
 
 def _now_ms() -> int:
@@ -123,7 +126,11 @@ class PackagerService:
             past_end = window.end_ms is not None and window.end_ms <= self.clock_ms()
             views.append(
                 TrackView(
-                    name=record.name, info=record.info, segments=segments, ended=timeline.ended or past_end
+                    name=record.name,
+                    info=record.info,
+                    segments=segments,
+                    ended=timeline.ended or past_end,
+                    partial=_in_progress(timeline, segments[-1]) if window.is_live else None,
                 )
             )
         return ChannelView(
@@ -132,26 +139,52 @@ class PackagerService:
             tracks=tuple(views),
             epoch_ms=state.epoch_ms,
             now_ms=state.last_ingest_ms,
+            live=window.is_live,
         )
 
     # manifests ---------------------------------------------------------------------------------
 
     async def manifest(
-        self, channel: str, kind: str, track: str | None, window: TimeWindow, query: str
+        self,
+        channel: str,
+        kind: str,
+        track: str | None,
+        window: TimeWindow,
+        query: str,
+        *,
+        directives: Directives = NO_DIRECTIVES,
     ) -> Rendered:
         """kind: "hls" / "hls-ts" (multivariant), "hls-media" / "hls-ts-media" (one track's or TS
-        variant's playlist), "dash" (MPD)."""
+        variant's playlist), "dash" (MPD). ``directives``: LL-HLS delivery directives of a CMAF
+        media playlist (blocking reload, delta update)."""
         state = await self.state(channel)
         self._check_live(state, window)
-        key = (kind, track, window, query)
+        if kind != "hls-media" or not window.is_live:
+            return self._rendered(state, window, kind, track, query, skip=False)
+        if directives.blocking:
+            return await self._blocking_playlist(
+                channel, state, track or "", window=window, query=query, directives=directives
+            )
+        return self._rendered(state, window, kind, track, query, skip=directives.skip)
+
+    def _rendered(
+        self, state: ChannelState, window: TimeWindow, kind: str, track: str | None, query: str, *, skip: bool
+    ) -> Rendered:
+        key = (kind, track, window, query, skip)
         cached = state.renders.get(key)
         if cached is not None:
             self.metrics.cache_hits += 1
             return cached
         self.metrics.cache_misses += 1
-        text, ctype = self._render(state, self._view(state, window), kind, track, query)
+        view = state.views.get(window)
+        if view is None:
+            view = state.views[window] = self._view(state, window)
+        text, ctype = self._render(state, view, kind, track, query, skip=skip)
         body = text.encode()
-        max_age = max(1, state.config.segment_duration_ms // 2000)
+        if kind == "hls-media" and llhls.part_schedule(view, hls.channel_target_s(view)) is not None:
+            max_age = 1  # LL-HLS playlists change every part (contract)
+        else:
+            max_age = max(1, state.config.segment_duration_ms // 2000)
         rendered = Rendered(
             body=body,
             content_type=ctype,
@@ -162,8 +195,55 @@ class PackagerService:
         state.renders[key] = rendered
         return rendered
 
+    async def _blocking_playlist(
+        self,
+        channel: str,
+        state: ChannelState,
+        track: str,
+        *,
+        window: TimeWindow,
+        query: str,
+        directives: Directives,
+    ) -> Rendered:
+        """RFC 8216bis 6.2.5.2: hold until the playlist holds the asked segment/part; 400 when it
+        asks too far ahead, 503 after 3 target durations."""
+        deadline: float | None = None
+        while True:
+            view = state.views.get(window)
+            if view is None:
+                view = state.views[window] = self._view(state, window)
+            track_view = next((t for t in view.tracks if t.name == track), None)
+            if track_view is None:
+                state.track(track)  # 404 for an unknown track
+                raise NotYetAvailable(f"track {track!r} has no complete segment in the window yet")
+            target_s = hls.channel_target_s(view)
+            schedule = llhls.part_schedule(view, target_s)
+            verdict = llhls.reload_state(track_view, directives, schedule)
+            if verdict is llhls.ReloadState.TOO_FAR:
+                msn, part = llhls.last_part(track_view)
+                raise BadRequest(
+                    f"_HLS_msn={directives.msn} _HLS_part={directives.part} is too far ahead of the "
+                    f"playlist's last part ({msn}.{part})"
+                )
+            if verdict is llhls.ReloadState.READY:
+                rendered = self._rendered(state, window, "hls-media", track, query, skip=directives.skip)
+                max_age = llhls.BLOCKING_MAX_AGE_TARGETS * target_s
+                return dataclasses.replace(rendered, cache_control=f"public, max-age={max_age}".encode())
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + llhls.BLOCK_TARGETS * target_s
+            if now >= deadline:
+                raise Unavailable(
+                    f"segment {directives.msn} part {directives.part} of {track!r} did not appear "
+                    f"within {llhls.BLOCK_TARGETS} target durations"
+                )
+            if self.signal.version(channel) == state.signal_version:
+                await self.signal.wait(channel, deadline - now)
+            state = await self.state(channel)
+            self._check_live(state, window)
+
     def _render(
-        self, state: ChannelState, view: ChannelView, kind: str, track: str | None, query: str
+        self, state: ChannelState, view: ChannelView, kind: str, track: str | None, query: str, *, skip: bool
     ) -> tuple[str, bytes]:
         if kind == "hls":
             return hls.multivariant_playlist(view, query=query), CT_M3U8
@@ -175,7 +255,7 @@ class PackagerService:
             if track_view is None:
                 raise NotYetAvailable(f"track {track!r} has no complete segment in the window yet")
             if kind == "hls-media":
-                return hls.media_playlist(view, track_view, query=query), CT_M3U8
+                return hls.media_playlist(view, track_view, query=query, skip=skip), CT_M3U8
             return hls_ts.media_playlist(view, self._ts_variant(state, track_view), query=query), CT_M3U8
         return dash.dash_manifest(view, time_url="time"), CT_MPD
 
@@ -220,6 +300,55 @@ class PackagerService:
         validate_name("track", track)
         key = ("seg", channel, track, start_time)
         return await self._immutable(key, lambda: self._load_segment(channel, track, start_time, key))
+
+    async def part(self, channel: str, track: str, decode_time: int) -> Rendered:
+        """An LL-HLS Partial Segment: the fragment committed at ``decode_time``. A request for the
+        preload-hinted part (the one after the track's last) is held until it is committed."""
+        validate_name("channel", channel)
+        validate_name("track", track)
+        key = ("part", channel, track, decode_time)
+        cached = self._objects.get(key)
+        if cached is not None:
+            self.metrics.cache_hits += 1
+            return cached
+        entry = await self._committed_part(channel, track, decode_time)
+        return await self._immutable(key, lambda: self._load_part(channel, track, entry, key))
+
+    async def _committed_part(self, channel: str, track: str, decode_time: int) -> FragmentEntry:
+        state = await self.state(channel)
+        state.track(track)  # 404 for an unknown track
+        deadline = time.monotonic() + llhls.BLOCK_TARGETS * max(1, state.config.segment_duration_ms / 1000)
+        while True:
+            version = self.signal.version(channel)
+            timeline = await self.store.get_timeline(channel, track)
+            entry = timeline.find(decode_time)
+            if entry is not None:
+                return entry
+            first, last = timeline.first, timeline.last
+            if first is not None and decode_time < first.decode_time:
+                raise Gone(f"part {decode_time} of {track} is behind the window or expired")
+            if last is None or last.last or decode_time != last.end_time:
+                raise NotYetAvailable(f"no part of {track} starts at {decode_time}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NotYetAvailable(f"part {decode_time} of {track} was not committed in time")
+            if self.signal.version(channel) == version:
+                await self.signal.wait(channel, remaining)
+
+    async def _load_part(self, channel: str, track: str, entry: FragmentEntry, key: object) -> Rendered:
+        record, _ = (await self.state(channel)).track(track)
+        body = await self.store.get_fragment(channel, track, entry.decode_time)
+        if body is None:
+            raise Gone(f"part {entry.decode_time} of {track} has expired")
+        rendered = Rendered(
+            body=body,
+            content_type=b"video/mp4" if record.info.is_video else b"audio/mp4",
+            etag=f'"p{entry.decode_time:x}-{len(body):x}-{entry.ingest_time_ms:x}"'.encode(),
+            last_modified_ms=entry.ingest_time_ms,
+            cache_control=IMMUTABLE,
+        )
+        self._objects.put(key, rendered)
+        return rendered
 
     async def _immutable(self, key: tuple[object, ...], load: Callable[[], Awaitable[Rendered]]) -> Rendered:
         """An immutable object from the in-process LRU, else loaded once however many ask at once."""
@@ -276,6 +405,14 @@ class PackagerService:
         )
         self._objects.put(key, rendered)
         return rendered
+
+
+def _in_progress(timeline: TrackTimeline, newest_complete: Segment) -> Segment | None:
+    """The segment after ``newest_complete`` while it is being written (its fragments so far)."""
+    last = timeline.last
+    if last is None or last.segment_number <= newest_complete.number or last.last:
+        return None
+    return timeline.segment_at(last.segment_start)
 
 
 def _default_audio(state: ChannelState) -> TrackSource | None:

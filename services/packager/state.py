@@ -11,7 +11,8 @@ import hashlib
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
-from services.packager.window import wall_ms
+from services.packager.views import ChannelView
+from services.packager.window import TimeWindow, wall_ms
 from services.shared.asgi import Headers
 from services.shared.channels import ChannelConfig, TrackRecord
 from services.shared.errors import NotFound
@@ -76,6 +77,7 @@ class ChannelState:
     ended: bool = False
     cors: Headers = field(default_factory=list)
     renders: dict[tuple[object, ...], Rendered] = field(default_factory=dict, compare=False)
+    views: dict[TimeWindow, ChannelView] = field(default_factory=dict, compare=False)
 
     @classmethod
     def build(

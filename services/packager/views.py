@@ -48,7 +48,7 @@ class TrackView:
     info: TrackInfo  # from the CMAF header
     segments: tuple[Segment, ...]  # complete segments in the window, in decode order
     ended: bool  # the track's last fragment carried lmsg (EXT-X-ENDLIST; MPD turns static)
-    partial: Segment | None = None  # the segment in progress (EXT-X-PART later; not rendered yet)
+    partial: Segment | None = None  # the segment in progress at the live edge (LL-HLS parts, LL-DASH)
 
     def __post_init__(self) -> None:
         validate_name("track", self.name)
@@ -101,6 +101,7 @@ class ChannelView:
     tracks: tuple[TrackView, ...]  # in the caller's order: the first audio track is the default
     epoch_ms: int  # Unix ms of media time 0 for every track (MPD@availabilityStartTime)
     now_ms: int  # Unix ms of this render (MPD@publishTime)
+    live: bool = False  # the live-edge view (no time-shift): in-progress segments and LL apply
 
     def __post_init__(self) -> None:
         validate_name("channel", self.name)
