@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY ?= python3
 PORT ?= 8080
 
-.PHONY: setup run serve test lint typecheck unit e2e bench fuzz clean
+.PHONY: setup run serve cluster cluster-down test lint typecheck unit e2e bench fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,13 @@ run: setup
 
 serve: setup
 	headwater serve --port $(PORT)
+
+# The local cluster (deploy/cluster.json): memcached, Cassandra, ingest and packager nodes, nginx front.
+cluster: setup
+	headwater cluster up --port $(PORT)
+
+cluster-down:
+	headwater cluster down
 
 lint:
 	ruff check services tests fuzz bench

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from services.cluster import cli as cluster_cli
 from services.settings import Settings
 
 
@@ -15,7 +16,7 @@ def _parser(defaults: Settings) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser(
         "serve",
-        help="run one node with every role (ingest, packager, control API)",
+        help="run one node: every role (ingest, packager, control API) unless --role says otherwise",
         description="Every flag can also be set as HEADWATER_<NAME> (e.g. HEADWATER_PORT=8080).",
     )
     serve.add_argument("--host", default=defaults.host, help="listen address [HEADWATER_HOST]")
@@ -47,6 +48,20 @@ def _parser(defaults: Settings) -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-auto-create", action="store_true", help="[HEADWATER_AUTO_CREATE=0]")
     serve.add_argument("--log-level", default=defaults.log_level, help="[HEADWATER_LOG_LEVEL]")
+    serve.add_argument(
+        "--role", default=defaults.role, choices=["all", "ingest", "packager"],
+        help="what this node serves: /ingest/, /live/ or both; the control API always [HEADWATER_ROLE]",
+    )  # fmt: skip
+    serve.add_argument(
+        "--packagers", default=",".join(defaults.packagers),
+        help="packager nodes (their HTTP host:port, comma-separated) told of every commit and config"
+        " change over UDP; empty = a single node [HEADWATER_PACKAGERS]",
+    )  # fmt: skip
+    serve.add_argument(
+        "--announce-port", type=int, default=defaults.announce_port,
+        help="UDP port a packager node receives announcements on (default: --port) [HEADWATER_ANNOUNCE_PORT]",
+    )  # fmt: skip
+    cluster_cli.add_parser(sub)
     return parser
 
 
@@ -68,8 +83,13 @@ def main(argv: list[str] | None = None) -> None:
             cassandra_keyspace=args.keyspace,
             cassandra_consistency=args.consistency,
             memcached_nodes=tuple(n for n in args.memcached.split(",") if n),
+            role=args.role,
+            packagers=tuple(p.strip() for p in args.packagers.split(",") if p.strip()),
+            announce_port=args.announce_port,
         )
         serve(settings)
+    elif args.command == "cluster":
+        raise SystemExit(cluster_cli.run(args))
 
 
 def serve(settings: Settings) -> None:

@@ -3,6 +3,13 @@
 Dispatch is by path prefix (``/ingest/``, ``/live/``, everything else to FastAPI) so the two hot paths
 never pass through FastAPI's router. Clients (the store) are created in ``create_app`` and opened in
 the lifespan, never at import.
+
+Roles (``--role``): a node serves ``/ingest/``, ``/live/`` or both, and the control API always. With
+peers (``--packagers``) or a single role it is one node of a cluster sharing the Cassandra store: its
+signal announces commits and changes to the packager nodes over UDP, a packager node listens for
+them at its own host and port (UDP, ``--announce-port`` to move it), and a ``Follower`` keeps the
+channels it is asked for current (``services/shared/follow.py``, ``services/shared/announce.py``).
+With the defaults it is one process with every role, ``LocalSignal`` and no socket, as before.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from dataclasses import dataclass
 
 from services.control.app import create_control_app
@@ -18,10 +26,12 @@ from services.ingest.service import IngestService, IngestSettings
 from services.packager.app import PlaybackApp
 from services.packager.service import PackagerService
 from services.settings import Settings
-from services.shared.asgi import ASGIApp, Receive, Scope, Send
+from services.shared.announce import AnnounceSender, Listening, listen
+from services.shared.asgi import ASGIApp, Receive, Scope, Send, respond_text
 from services.shared.errors import HeadwaterError
+from services.shared.follow import AnnouncingSignal, FollowedStore, Follower
 from services.shared.metrics import Metrics
-from services.shared.signal import LocalSignal
+from services.shared.signal import LocalSignal, Signal
 from services.shared.store.base import Store
 from services.shared.store.embedded import EmbeddedStore
 
@@ -55,6 +65,28 @@ def _cassandra_store(settings: Settings) -> Store:
     return WriteThroughStore(durable, ChunkedCache(settings.memcached_nodes, replicas=replicas))
 
 
+@dataclass(slots=True, kw_only=True)
+class ClusterLink:
+    """A clustered node's announcement sender, follower, and (packager role) UDP endpoint."""
+
+    sender: AnnounceSender
+    follower: Follower
+    listen_at: tuple[str, int] | None  # None: this node receives no announcements (ingest role)
+    listening: Listening | None = None
+
+    async def start(self) -> None:
+        await self.sender.open()
+        if self.listen_at is not None:
+            self.listening = await listen(*self.listen_at, self.follower.handle)
+        self.follower.start()
+
+    async def close(self) -> None:
+        await self.follower.close()
+        if self.listening is not None:
+            self.listening.close()
+        self.sender.close()
+
+
 @dataclass(slots=True)
 class Node:
     settings: Settings
@@ -63,6 +95,7 @@ class Node:
     ingest: ASGIApp
     playback: ASGIApp
     control: ASGIApp
+    cluster: ClusterLink | None = None
     _sweeper: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,8 +103,18 @@ class Node:
         if kind == "http":
             path: str = scope["path"]
             if path.startswith("/live/"):
+                if not self.settings.serves_packager:
+                    await _no_role(send, "packager")
+                    return
+                if self.cluster is not None:
+                    self.cluster.follower.touch(path[6:].partition("/")[0])
                 await self.playback(scope, receive, send)
             elif path.startswith("/ingest/"):
+                if not self.settings.serves_ingest:
+                    await _no_role(send, "ingest")
+                    return
+                if self.cluster is not None:
+                    self.cluster.follower.touch(path[8:].partition("/")[0])
                 await self.ingest(scope, receive, send)
             else:
                 await self.control(scope, receive, send)
@@ -84,6 +127,7 @@ class Node:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.store.open()
+                    await self._start_cluster()
                 except Exception as exc:  # report any start failure to the server, then stop
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -94,9 +138,21 @@ class Node:
                     self._sweeper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._sweeper
+                if self.cluster is not None:
+                    await self.cluster.close()
                 await self.store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _start_cluster(self) -> None:
+        if self.cluster is None:
+            return
+        try:
+            await self.cluster.start()
+        except BaseException:  # e.g. the UDP port is taken: undo what started, report the failure
+            await self.cluster.close()
+            await self.store.close()
+            raise
 
     async def _sweep_forever(self) -> None:
         sweep = getattr(self.store, "sweep", None)
@@ -110,10 +166,37 @@ class Node:
                 log.warning("retention sweep failed: %s", exc)
 
 
-def create_app(settings: Settings) -> Node:
-    store = create_store(settings)
+async def _no_role(send: Send, role: str) -> None:
+    await respond_text(send, 404, f"this node has no {role} role", [(b"cache-control", b"no-store")])
+
+
+def _cluster_link(settings: Settings, store: Store, local: LocalSignal) -> ClusterLink:
+    """The announcing and following parts of a clustered node (see the module docstring)."""
+    if not isinstance(store, FollowedStore):
+        raise HeadwaterError(
+            f"--role {settings.role} / --packagers need a store shared by the nodes (--store cassandra)"
+        )
+    sender_id = secrets.randbits(63)  # tells this process's own announcements apart when they come back
+    listen_at = None
+    if settings.serves_packager:
+        port = settings.port if settings.announce_port is None else settings.announce_port
+        listen_at = (settings.host, port)
+    return ClusterLink(
+        sender=AnnounceSender(settings.packagers, sender=sender_id),
+        follower=Follower(store, local, sender=sender_id, timelines=settings.serves_packager),
+        listen_at=listen_at,
+    )
+
+
+def create_app(settings: Settings, *, store: Store | None = None) -> Node:
+    """The node ``settings`` describe; ``store`` replaces the one they name (benchmarks wrap it)."""
+    if settings.role not in ("all", "ingest", "packager"):
+        raise HeadwaterError(f"unknown role {settings.role!r} (all, ingest or packager)")
+    store = create_store(settings) if store is None else store
     metrics = Metrics()
-    signal = LocalSignal()
+    local = LocalSignal()
+    cluster = _cluster_link(settings, store, local) if settings.clustered else None
+    signal: Signal = local if cluster is None else AnnouncingSignal(local, cluster.sender)
     ingest = IngestService(
         store=store,
         signal=signal,
@@ -132,4 +215,5 @@ def create_app(settings: Settings) -> Node:
         ingest=IngestApp(ingest),
         playback=PlaybackApp(packager),
         control=create_control_app(store=store, signal=signal, metrics=metrics, admin_key=settings.admin_key),
+        cluster=cluster,
     )

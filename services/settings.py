@@ -25,6 +25,22 @@ class Settings:
     cassandra_replication_factor: int = 1  # HEADWATER_CASSANDRA_RF (SimpleStrategy)
     memcached_nodes: tuple[str, ...] = ()  # HEADWATER_MEMCACHED (comma-separated host:port)
     memcached_replicas: int = 2  # HEADWATER_MEMCACHED_REPLICAS
+    role: str = "all"  # HEADWATER_ROLE: all | ingest | packager
+    packagers: tuple[str, ...] = ()  # HEADWATER_PACKAGERS: host:port of the nodes to announce to
+    announce_port: int | None = None  # HEADWATER_ANNOUNCE_PORT: UDP port to listen on; None = port
+
+    @property
+    def clustered(self) -> bool:
+        """One of several nodes: announce commits, follow the others' (defaults: a single node)."""
+        return self.role != "all" or bool(self.packagers)
+
+    @property
+    def serves_ingest(self) -> bool:
+        return self.role in ("all", "ingest")
+
+    @property
+    def serves_packager(self) -> bool:
+        return self.role in ("all", "packager")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -51,6 +67,9 @@ class Settings:
             cassandra_replication_factor=int(get("CASSANDRA_RF") or base.cassandra_replication_factor),
             memcached_nodes=_csv(get("MEMCACHED")) or base.memcached_nodes,
             memcached_replicas=int(get("MEMCACHED_REPLICAS") or base.memcached_replicas),
+            role=get("ROLE") or base.role,
+            packagers=_csv(get("PACKAGERS")) or base.packagers,
+            announce_port=int(port) if (port := get("ANNOUNCE_PORT")) else base.announce_port,
         )
 
 

@@ -104,7 +104,7 @@ def create_control_app(*, store: Store, signal: Signal, metrics: Metrics, admin_
         existed = await store.get_channel(name) is not None
         config = body.to_config(name)
         await store.put_channel(config)
-        signal.notify(name)  # packagers drop their snapshot of the channel
+        signal.changed(name, None)  # packagers (every node's) drop their snapshot of the channel
         response.status_code = 200 if existed else 201
         return dataclasses.asdict(config)
 
@@ -125,7 +125,7 @@ def create_control_app(*, store: Store, signal: Signal, metrics: Metrics, admin_
         if await store.get_channel(name) is None:
             raise HTTPException(404, f"no channel {channel!r}")
         await store.delete_channel(name)
-        signal.notify(name)
+        signal.changed(name, None)
         return Response(status_code=204)
 
     @app.get("/healthz", response_class=PlainTextResponse)

@@ -94,6 +94,7 @@ class TrackWriter:
             key = INIT_BY_PATH_PREFIX + self.source_path
             await self.store.put_meta(self.channel.name, key, header.data, ttl_s=self.channel.init_ttl_s)
         self.header, self._record = header, record
+        self.signal.changed(self.channel.name, self.track)
 
     async def on_fragment(self, fragment: CmafFragment, received_ns: int) -> CommitResult:
         info = self._track_info()
@@ -103,6 +104,16 @@ class TrackWriter:
             raise BadTimeline("trun carries no samples")
         timeline = await self.store.get_timeline(self.channel.name, self.track)
         existing = timeline.find(fragment.decode_time)
+        last = timeline.last
+        refresh = getattr(self.store, "refresh_timeline", None)  # shared stores only
+        follows = last is not None and fragment.decode_time == last.end_time
+        if refresh is not None and existing is None and not follows:
+            # The previous fragment may have been committed by another ingest node (a front
+            # spreading per-segment PUTs): learn it first, so this one is placed and numbered after
+            # it. A fragment that follows this node's own last entry costs no query.
+            await refresh(self.channel.name, self.track)
+            timeline = await self.store.get_timeline(self.channel.name, self.track)
+            existing = timeline.find(fragment.decode_time)
         if existing is not None and not (existing.filler and not fragment.is_filler):
             self.duplicates += 1
             return CommitResult.DUPLICATE
@@ -115,7 +126,7 @@ class TrackWriter:
             self.duplicates += 1
         else:
             self.committed += 1
-            self.signal.notify(self.channel.name)
+            self.signal.committed(self.channel.name, self.track, entry)
             self.metrics.observe_publish(time.perf_counter_ns() - received_ns, fragment.size)
         return result
 
@@ -263,6 +274,10 @@ class IngestService:
     async def _stored_header(self, channel: ChannelConfig, track: str) -> CmafHeader | None:
         """The track's CMAF header, parsed once per version (a re-sent header bumps ``created_ms``)."""
         record = next((r for r in await self.store.get_tracks(channel.name) if r.name == track), None)
+        reload_tracks = getattr(self.store, "reload_tracks", None)  # shared stores only
+        if record is None and reload_tracks is not None:
+            await reload_tracks(channel.name)  # the header may have come in through another node
+            record = next((r for r in await self.store.get_tracks(channel.name) if r.name == track), None)
         if record is None:
             return None
         key = (channel.name, track, record.created_ms)

@@ -1,7 +1,9 @@
 """New-fragment signal: ingest announces a commit, packagers waiting on the channel wake up.
 
-``LocalSignal`` works inside one process (``headwater serve``). A cluster implementation crosses
-processes behind the same two methods.
+``LocalSignal`` works inside one process (``headwater serve``). Across processes,
+``services/shared/follow.py`` ``AnnouncingSignal`` also sends what happened (``committed``,
+``changed``) to the packager nodes, whose ``Follower`` updates their store and notifies their own
+``LocalSignal``.
 """
 
 from __future__ import annotations
@@ -9,9 +11,19 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from services.shared.timeline import FragmentEntry
+
 
 class Signal(Protocol):
-    def notify(self, channel: str) -> None: ...
+    def notify(self, channel: str) -> None:
+        """Wake this process's waiters on ``channel`` (nothing is sent anywhere)."""
+
+    def committed(self, channel: str, track: str, entry: FragmentEntry) -> None:
+        """``entry`` of ``track`` was committed (its bytes and the entry are durable)."""
+
+    def changed(self, channel: str, track: str | None) -> None:
+        """The track's record (a new or re-sent header), or without ``track`` the channel's config
+        (created, changed or deleted), changed in the store."""
 
     def version(self, channel: str) -> int:
         """How many notifies ``channel`` has had: snapshots keyed by it are fresh while it holds."""
@@ -35,6 +47,12 @@ class LocalSignal:
         event = self._events.pop(channel, None)
         if event is not None:
             event.set()
+
+    def committed(self, channel: str, track: str, entry: FragmentEntry) -> None:
+        self.notify(channel)  # one process, one store index: the entry is there already
+
+    def changed(self, channel: str, track: str | None) -> None:
+        self.notify(channel)
 
     async def wait(self, channel: str, timeout_s: float) -> bool:
         event = self._events.get(channel)

@@ -144,6 +144,19 @@ class TrackTimeline:
         self._starts.append(entry.decode_time)
         self.version += 1
 
+    def insert(self, entry: FragmentEntry) -> None:
+        """Put ``entry`` in its decode-time place, which may be before the last entry.
+
+        For entries that another process committed out of order (two ingest nodes committing
+        adjacent fragments concurrently): learned late, they still belong where their time says.
+        """
+        i = bisect.bisect_left(self._starts, entry.decode_time)
+        if i < len(self._starts) and self._starts[i] == entry.decode_time:
+            raise ValueError(f"an entry at decode_time {entry.decode_time} exists already")
+        self._entries.insert(i, entry)
+        self._starts.insert(i, entry.decode_time)
+        self.version += 1
+
     def replace(self, entry: FragmentEntry) -> None:
         """Swap the entry at ``entry.decode_time`` (a real fragment replacing filler)."""
         i = bisect.bisect_left(self._starts, entry.decode_time)

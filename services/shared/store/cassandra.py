@@ -2,8 +2,10 @@
 
 Cassandra is the source of truth; reads of channels, epochs, tracks and timelines are served from
 the in-memory ``StoreIndex``, loaded at ``open()`` (timelines: the buckets of the last segment TTL)
-and kept current by this process's own writes (``refresh_timeline`` adds other processes' commits).
-Fragment bytes, init segments and metadata are read from Cassandra. Schema and the reasons for it:
+and kept current by this process's own writes. Other processes' writes come in through
+``cassandra_sync.py``: channels discovered on demand (a miss of ``get_channel``, ``get_tracks`` or
+``get_epoch``), announced entries (``learn_entry``), reloads and timeline refreshes. Fragment bytes,
+init segments and metadata are read from Cassandra. Schema and the reasons for it:
 ``cassandra_schema.py``; driver plumbing and error translation: ``cql.py``.
 
 The commit rule: ``commit_fragment`` = ``put_fragment_bytes`` (chunks, then the header that commits
@@ -27,15 +29,17 @@ from typing import Any
 from services.shared.channels import ChannelConfig, TrackRecord
 from services.shared.errors import StoreUnavailable
 from services.shared.store import cassandra_schema as schema
+from services.shared.store import cassandra_sync
 from services.shared.store.base import CommitResult
+from services.shared.store.cassandra_sync import IndexSync
 from services.shared.store.codec import from_json, to_json
 from services.shared.store.cql import DDL_PROFILE, LWT_PROFILE, Cql, CqlSettings, bounded_gather
-from services.shared.store.index import ExpiryQueue, KeyedLocks, StoreIndex
+from services.shared.store.index import ExpiryQueue, KeyedLocks, Learned, StoreIndex
 from services.shared.timeline import FragmentEntry, TrackTimeline
 
 DEFAULT_REPLICATION: dict[str, object] = {"class": "SimpleStrategy", "replication_factor": 1}
 #: Used to size the timeline load of a track whose channel config is unknown.
-DEFAULT_SEGMENT_TTL_S = ChannelConfig(name="default").segment_ttl_s
+DEFAULT_SEGMENT_TTL_S = cassandra_sync.DEFAULT_SEGMENT_TTL_S
 #: Requests in flight per store operation (chunks of one object, partitions of one delete).
 _CONCURRENCY = 16
 #: Rows per page when reading an object: pages of about 4 MiB, whatever the chunk size.
@@ -84,6 +88,7 @@ class CassandraStore:
         self._index = StoreIndex()
         self._expiry = ExpiryQueue()
         self._commits = KeyedLocks()
+        self._sync = IndexSync(run=self._run, index=self._index, expiry=self._expiry, clock_ms=clock_ms)
 
     @property
     def keyspace(self) -> str:
@@ -106,7 +111,8 @@ class CassandraStore:
             for ddl in schema.tables_ddl(self._keyspace):
                 await self._cql.execute(ddl, profile=DDL_PROFILE)
             self._st = await self._cql.prepare(
-                schema.statements(self._keyspace), not_idempotent=schema.NOT_IDEMPOTENT
+                schema.statements(self._keyspace) | cassandra_sync.statements(self._keyspace),
+                not_idempotent=schema.NOT_IDEMPOTENT,
             )
             self._st["get_object"].fetch_size = max(1, _PAGE_BYTES // self._chunk_bytes)
             await self._load()
@@ -154,7 +160,11 @@ class CassandraStore:
         self._index.put_channel(config)
 
     async def get_channel(self, name: str) -> ChannelConfig | None:
-        return self._index.get_channel(name)
+        config = self._index.get_channel(name)
+        if config is None:  # another process may have created it: discovered on demand
+            await self._sync.discover(name)
+            config = self._index.get_channel(name)
+        return config
 
     async def list_channels(self) -> list[ChannelConfig]:
         return self._index.list_channels()
@@ -183,7 +193,11 @@ class CassandraStore:
         return self._index.set_epoch(channel, epoch_ms if row["[applied]"] else row["epoch_ms"])
 
     async def get_epoch(self, channel: str) -> int | None:
-        return self._index.get_epoch(channel)
+        epoch = self._index.get_epoch(channel)
+        if epoch is None:
+            await self._sync.discover(channel)
+            epoch = self._index.get_epoch(channel)
+        return epoch
 
     async def put_meta(self, channel: str, key: str, value: bytes, *, ttl_s: int) -> None:
         await self._run("put_meta", channel, key, value, ttl_s)
@@ -199,7 +213,11 @@ class CassandraStore:
         self._index.put_track(record)
 
     async def get_tracks(self, channel: str) -> list[TrackRecord]:
-        return self._index.get_tracks(channel)
+        tracks = self._index.get_tracks(channel)
+        if not tracks:
+            await self._sync.discover(channel)
+            tracks = self._index.get_tracks(channel)
+        return tracks
 
     async def delete_track(self, channel: str, track: str) -> None:
         await self._delete_track_rows(channel, track)
@@ -212,7 +230,7 @@ class CassandraStore:
         the objects their entries (any process's) and this process's index name."""
         timeline = self._index.find_timeline(channel, track)
         entries = timeline.entries() if timeline is not None else ()
-        buckets = set(self._buckets(channel, self._clock_ms()))
+        buckets = set(self._sync.buckets(channel, self._clock_ms()))
         buckets.update(schema.bucket_of(e.ingest_time_ms) for e in entries)
         pages = await bounded_gather(
             [partial(self._run, "bucket_times", channel, track, b) for b in sorted(buckets)],
@@ -280,10 +298,8 @@ class CassandraStore:
         if result is CommitResult.DUPLICATE:
             return result
         timeline = self._index.timeline(channel, track)
-        last = timeline.last
-        if result is CommitResult.STORED and last is not None and entry.decode_time <= last.decode_time:
-            # Checked before the write, so Cassandra never holds a row the timeline refused.
-            raise ValueError(f"decode_time {entry.decode_time} does not follow {last.decode_time}")
+        # An entry before the last one is inserted in its place (another ingest node may have
+        # committed a later fragment first); ingest has checked that it overlaps nothing it knew.
         # A real fragment replacing filler overwrites the filler's row, in the filler's bucket.
         placed = timeline.find(entry.decode_time) or entry
         bucket = schema.bucket_of(placed.ingest_time_ms)
@@ -304,40 +320,33 @@ class CassandraStore:
             return schema.assemble(rows, what=what)
         return await asyncio.to_thread(schema.assemble, rows, what=what)  # join + CRC: milliseconds
 
-    # timelines across processes ----------------------------------------------------------------
+    # other processes' writes (cassandra_sync.py) ----------------------------------------------
 
     async def refresh_timeline(self, channel: str, track: str, *, now_ms: int | None = None) -> int:
-        """Append the entries other processes committed after this one's last; return how many."""
-        now = self._clock_ms() if now_ms is None else now_ms
-        last = self._index.timeline(channel, track).last
-        if last is None:
-            buckets = self._buckets(channel, now)
-            queries = [partial(self._run, "get_entries", channel, track, b) for b in buckets]
-        else:  # from one bucket before the last entry's: writers' clocks may differ a little
-            buckets = schema.buckets_covering(last.ingest_time_ms - schema.BUCKET_MS, now + schema.BUCKET_MS)
-            after = last.decode_time
-            queries = [partial(self._run, "get_entries_after", channel, track, b, after) for b in buckets]
-        pages = await bounded_gather(queries, limit=_CONCURRENCY)
-        return self._append_loaded(channel, track, [row for page in pages for row in page], now)
+        """Add the entries other processes committed that this one does not know; return how many."""
+        return await self._sync.refresh_timeline(channel, track, now_ms=now_ms)
 
-    def _buckets(self, channel: str, now_ms: int) -> list[int]:
-        """Buckets that may hold live entries: the channel's segment TTL back, one bucket ahead."""
-        config = self._index.get_channel(channel)
-        ttl_ms = (config.segment_ttl_s if config else DEFAULT_SEGMENT_TTL_S) * 1000
-        return schema.buckets_covering(now_ms - ttl_ms, now_ms + schema.BUCKET_MS)
+    async def refresh_channel(self, channel: str) -> int:
+        """``refresh_timeline`` for every track of the channel; how many entries were added."""
+        return await self._sync.refresh_channel(channel)
 
-    def _append_loaded(self, channel: str, track: str, rows: list[Any], now_ms: int) -> int:
-        timeline = self._index.timeline(channel, track)
-        added = 0
-        for entry, ttl_left in schema.merge_entries(rows):
-            last = timeline.last
-            if last is not None and entry.decode_time <= last.decode_time:
-                continue
-            timeline.append(entry)
-            added += 1
-            if ttl_left is not None:
-                self._expiry.add(channel, track, entry.decode_time, now_ms + ttl_left * 1000)
-        return added
+    async def reload_tracks(self, channel: str) -> None:
+        """Take the channel's track records as stored (a new or re-sent header elsewhere)."""
+        await self._sync.reload_tracks(channel)
+
+    async def reload_channel(self, channel: str) -> bool:
+        """Reload the channel as stored (config, epoch, tracks, timelines); False if it is gone."""
+        return await self._sync.reload_channel(channel)
+
+    def learn_entry(self, channel: str, track: str, entry: FragmentEntry) -> Learned:
+        """Record an entry another process committed and announced, if it follows on (no I/O)."""
+        return self._sync.learn(channel, track, entry)
+
+    def known_tracks(self, channel: str) -> list[str] | None:
+        """Names of the channel's tracks loaded here; None if the channel is not (no I/O)."""
+        if self._index.get_channel(channel) is None and not self._index.get_tracks(channel):
+            return None
+        return [r.name for r in self._index.get_tracks(channel)]
 
     # retention ---------------------------------------------------------------------------------
 

@@ -11,12 +11,23 @@ import asyncio
 import contextlib
 import heapq
 from collections.abc import AsyncIterator, Hashable, Iterator
+from enum import Enum
 
 from services.shared.channels import ChannelConfig, TrackRecord
 from services.shared.store.base import CommitResult
 from services.shared.timeline import FragmentEntry, TrackTimeline
 
 TrackKey = tuple[str, str]  # (channel, track)
+
+
+class Learned(Enum):
+    """What ``StoreIndex.learn`` made of an entry another process announced."""
+
+    APPLIED = "applied"  # recorded: it follows the known last entry (or replaced filler)
+    KNOWN = "known"  # nothing to do: the index has it already
+    GAP = "gap"  # does not follow on (lost or reordered announcements): reload the track
+    UNKNOWN_TRACK = "unknown_track"  # the track record is not loaded: reload the channel's tracks
+    UNKNOWN_CHANNEL = "unknown_channel"  # not loaded here: discovered when first asked for
 
 
 class StoreIndex:
@@ -56,6 +67,13 @@ class StoreIndex:
         """Record the epoch unless one is known already; return the one in force."""
         return self._epochs.setdefault(channel, epoch_ms)
 
+    def put_epoch(self, channel: str, epoch_ms: int | None) -> None:
+        """Take the epoch storage holds (None: none), replacing the known one (a re-created channel)."""
+        if epoch_ms is None:
+            self._epochs.pop(channel, None)
+        else:
+            self._epochs[channel] = epoch_ms
+
     # tracks ---------------------------------------------------------------------------------------
 
     def put_track(self, record: TrackRecord) -> None:
@@ -72,6 +90,14 @@ class StoreIndex:
         """Forget one track with its timeline."""
         self._tracks.get(channel, {}).pop(track, None)
         self._timelines.pop((channel, track), None)
+
+    def set_tracks(self, channel: str, records: list[TrackRecord]) -> None:
+        """Make ``records`` the channel's tracks (as reloaded from storage); others go with their timeline."""
+        names = {r.name for r in records}
+        for name in [n for n in self._tracks.get(channel, {}) if n not in names]:
+            self.drop_track(channel, name)
+        for record in records:
+            self.put_track(record)
 
     # timelines ------------------------------------------------------------------------------------
 
@@ -100,13 +126,44 @@ class StoreIndex:
         return CommitResult.DUPLICATE
 
     def apply(self, channel: str, track: str, entry: FragmentEntry) -> CommitResult:
-        """Record a durably written ``entry``; classified again, as a concurrent commit may have won."""
+        """Record a durably written ``entry``; classified again, as a concurrent commit may have won.
+
+        An entry older than the last one is inserted in its place: with several ingest nodes, a
+        later fragment of the track may have been committed (and learned) first."""
         result = self.classify(channel, track, entry)
         if result is CommitResult.STORED:
-            self.timeline(channel, track).append(entry)
+            timeline = self.timeline(channel, track)
+            last = timeline.last
+            if last is None or entry.decode_time > last.decode_time:
+                timeline.append(entry)
+            else:
+                timeline.insert(entry)
         elif result is CommitResult.REPLACED_FILLER:
             self.timeline(channel, track).replace(entry)
         return result
+
+    def learn(self, channel: str, track: str, entry: FragmentEntry) -> Learned:
+        """Record an entry another process committed (durable already), if it follows on.
+
+        Only an entry that continues the known timeline without a gap (or replaces filler) is
+        recorded here: anything else may mean missed entries, and the caller reloads from storage.
+        """
+        if self._channels.get(channel) is None and not self._tracks.get(channel):
+            return Learned.UNKNOWN_CHANNEL
+        if self.get_track(channel, track) is None:
+            return Learned.UNKNOWN_TRACK
+        result = self.classify(channel, track, entry)
+        if result is CommitResult.DUPLICATE:
+            return Learned.KNOWN
+        timeline = self.timeline(channel, track)
+        if result is CommitResult.REPLACED_FILLER:
+            timeline.replace(entry)
+            return Learned.APPLIED
+        last = timeline.last
+        if last is None or entry.decode_time != last.end_time:
+            return Learned.GAP
+        timeline.append(entry)
+        return Learned.APPLIED
 
 
 class KeyedLocks:

@@ -12,6 +12,8 @@ Cache keys name one version of an object, so a changed object can never be serve
 key holds the size and ingest time of its timeline entry (a real fragment replacing filler gets a new
 key), an init segment's the ``created_ms`` of its track record (a re-sent header gets a new key).
 Objects this process has not indexed have no such version: they are read from Cassandra directly.
+Packagers share what they make from those objects (TS segments) through the cache alone, under their
+own versioned keys (``get_packaged`` / ``put_packaged``, ``packaged.PackagedCache``).
 Deletes leave cached copies to expire: no index points at their keys any more.
 """
 
@@ -28,6 +30,7 @@ from services.shared.cache import SingleFlight
 from services.shared.channels import ChannelConfig, TrackRecord
 from services.shared.store.base import CommitResult
 from services.shared.store.cassandra import DEFAULT_SEGMENT_TTL_S, CassandraStore
+from services.shared.store.index import Learned
 from services.shared.timeline import FragmentEntry, TrackTimeline
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,11 @@ def fragment_key(channel: str, track: str, entry: FragmentEntry) -> str:
 
 def init_key(record: TrackRecord) -> str:
     return f"init/{record.channel}/{record.name}/{record.created_ms}"
+
+
+def packaged_key(key: str) -> str:
+    """A packager's key (``packaged.PackagedCache``), apart from this store's own keys."""
+    return f"pkg/{key}"
 
 
 def _now_ms() -> int:
@@ -172,11 +180,36 @@ class WriteThroughStore:
         read = partial(self._read_through, key, load, entry.ingest_time_ms, ttl_s, size=entry.size)
         return await self._flight.do(key, read)
 
+    # other processes' writes (durable only: the cache holds bytes, not the index) --------------
+
     async def refresh_timeline(self, channel: str, track: str) -> int:
         return await self._durable.refresh_timeline(channel, track)
 
+    async def refresh_channel(self, channel: str) -> int:
+        return await self._durable.refresh_channel(channel)
+
+    async def reload_tracks(self, channel: str) -> None:
+        await self._durable.reload_tracks(channel)
+
+    async def reload_channel(self, channel: str) -> bool:
+        return await self._durable.reload_channel(channel)
+
+    def learn_entry(self, channel: str, track: str, entry: FragmentEntry) -> Learned:
+        return self._durable.learn_entry(channel, track, entry)
+
+    def known_tracks(self, channel: str) -> list[str] | None:
+        return self._durable.known_tracks(channel)
+
     async def sweep(self) -> int:
         return await self._durable.sweep()
+
+    # packaged outputs (``packaged.PackagedCache``): the cache only, best effort ----------------
+
+    async def get_packaged(self, key: str) -> bytes | None:
+        return await self._cache_get(packaged_key(key))
+
+    async def put_packaged(self, key: str, data: bytes, *, ttl_s: int) -> None:
+        await self._cache_set(packaged_key(key), data, ttl_s=ttl_s)
 
     # cache -------------------------------------------------------------------------------------
 
