@@ -11,13 +11,16 @@ composition offset of its first sample (0 without B-frames). With a constant reo
 every encoder we know keeps, consecutive segments share their boundary, so each audio sample lands in
 exactly one segment.
 
-The bytes are a pure function of the stored fragments and headers read here (``remux_variant``), so
-any packager makes the same segment and it can be cached by content.
+Which fragments a segment is made from is decided from the timelines alone (``select_inputs``,
+``TsInputs``), given the video's first composition offset (``first_offset``, read from its first
+fragment), and the bytes are a pure function of those fragments and the headers (``mux_inputs``): any
+packager makes the same segment, so it is shared by a key naming its inputs (``ts_cache.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from services.packager.errors import Gone, NotYetAvailable
@@ -30,6 +33,9 @@ from services.shared.store.base import Store
 from services.shared.timeline import FragmentEntry, Segment, TrackTimeline
 
 CONTENT_TYPE = b"video/mp2t"
+#: The muxer's output format: bump it whenever the TS bytes made from the same inputs change, so that
+#: segments made by an older build (shared through memcached) are never served again.
+TS_FORMAT = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,12 +52,6 @@ class TrackSource:
     @property
     def info(self) -> TrackInfo:
         return self.record.info
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TsSegment:
-    body: bytes
-    ingest_time_ms: int  # the newest fragment it was made from became visible then (Last-Modified)
 
 
 def complete_segment(timeline: TrackTimeline, track: str, start_time: int) -> Segment:
@@ -133,50 +133,76 @@ def mux_audio_variant(*, audio: TrackInfo, fragments: Sequence[bytes]) -> bytes:
     return remux(audio=TrackSamples(info=audio, samples=samples))
 
 
-async def load_ts_segment(
-    store: Store, channel: str, *, driving: TrackSource, audio: TrackSource | None, start_time: int
-) -> TsSegment:
-    """Read what the segment needs and make it: ``driving`` is the variant's track (video, or the audio
-    of an audio-only variant), ``audio`` the default audio muxed with a video variant."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TsInputs:
+    """What one TS segment is made from, chosen from the timelines alone (no bytes read yet)."""
+
+    channel: str
+    driving: TrackSource  # the variant's track: its video, or the audio of an audio-only variant
+    segment: Segment  # the driving track's complete segment
+    audio: TrackSource | None  # the default audio muxed with a video variant (None: none muxed)
+
+    @property
+    def start_time(self) -> int:
+        return self.segment.start_time
+
+    def audio_entries(self, offset: int) -> tuple[FragmentEntry, ...]:
+        """The audio fragments overlapping the presentation interval (the segment's decode interval
+        shifted by ``offset``, its first sample's composition offset); NotYetAvailable until the audio
+        reaches its end, as the segment is immutable once served."""
+        if self.audio is None:
+            return ()
+        timescale, scale = self.driving.info.timescale, self.audio.info.timescale
+        start, end = self.segment.start_time + offset, self.segment.end_time + offset
+        if not audio_covers(self.audio.timeline, end, timescale=timescale, audio_timescale=scale):
+            raise NotYetAvailable(f"the audio of the segment at {start} is not stored yet")
+        return self.audio.timeline.overlapping(start * scale // timescale, -(-end * scale // timescale))
+
+
+def default_audio(tracks: Iterable[tuple[TrackRecord, TrackTimeline]]) -> TrackSource | None:
+    """The channel's default audio (its first audio track), muxed into every TS video variant."""
+    for record, timeline in tracks:
+        if record.info.is_audio:
+            return TrackSource(record=record, timeline=timeline)
+    return None
+
+
+def select_inputs(
+    channel: str, *, driving: TrackSource, audio: TrackSource | None, start_time: int
+) -> TsInputs:
+    """The inputs of ``driving``'s TS segment at ``start_time`` (``audio``: the channel's default)."""
     segment = complete_segment(driving.timeline, driving.name, start_time)
-    fragments = await _read(store, channel, driving.name, segment.fragments, start_time)
-    if not driving.info.is_video:
-        body = mux_audio_variant(audio=driving.info, fragments=fragments)
-        return TsSegment(body=body, ingest_time_ms=segment.ingest_time_ms)
-    video_samples = concatenate(fragment_samples(data, driving.info) for data in fragments)
-    entries: tuple[FragmentEntry, ...] = ()
-    if audio is not None:
-        entries = _audio_entries(presentation_interval(video_samples), driving.info.timescale, audio)
-    audio_fragments = await _read(store, channel, audio.name, entries, start_time) if audio else []
-    body = mux_video_variant(
-        video=driving.info,
-        video_samples=video_samples,
-        audio=None if audio is None else audio.info,
-        audio_fragments=audio_fragments,
+    muxed = audio if driving.info.is_video else None
+    return TsInputs(channel=channel, driving=driving, segment=segment, audio=muxed)
+
+
+def first_offset(fragment: bytes, info: TrackInfo) -> int:
+    """The composition offset of a fragment's first sample: what shifts a video segment's decode
+    interval to its presentation interval (``presentation_interval``). Pure."""
+    samples = fragment_samples(fragment, info)
+    return samples.composition_times[0] - samples.decode_times[0] if len(samples) else 0
+
+
+def mux_inputs(inputs: TsInputs, driving: Sequence[bytes], audio: Sequence[bytes]) -> bytes:
+    """The TS segment from the bytes of ``inputs``: the driving track's fragments and the audio
+    fragments of ``inputs.audio_entries``. Pure, and safe to run in a worker thread."""
+    info = inputs.driving.info
+    if not info.is_video:
+        return mux_audio_variant(audio=info, fragments=driving)
+    return mux_video_variant(
+        video=info,
+        video_samples=concatenate(fragment_samples(data, info) for data in driving),
+        audio=None if inputs.audio is None else inputs.audio.info,
+        audio_fragments=audio,
     )
-    newest = max([segment.ingest_time_ms, *(e.ingest_time_ms for e in entries)])
-    return TsSegment(body=body, ingest_time_ms=newest)
 
 
-def _audio_entries(
-    interval: tuple[int, int], timescale: int, audio: TrackSource
-) -> tuple[FragmentEntry, ...]:
-    """The audio fragments overlapping ``interval`` (ticks of ``timescale``); NotYetAvailable until the
-    audio reaches its end, as the segment is immutable once served."""
-    start, end = interval
-    scale = audio.info.timescale
-    if not audio_covers(audio.timeline, end, timescale=timescale, audio_timescale=scale):
-        raise NotYetAvailable(f"the audio of the segment at {start} is not stored yet")
-    return audio.timeline.overlapping(start * scale // timescale, -(-end * scale // timescale))
-
-
-async def _read(
-    store: Store, channel: str, track: str, entries: Sequence[FragmentEntry], start_time: int
+async def read_fragments(
+    store: Store, channel: str, track: str, entries: Sequence[FragmentEntry], *, start_time: int
 ) -> list[bytes]:
-    fragments = []
-    for entry in entries:
-        data = await store.get_fragment(channel, track, entry.decode_time)
-        if data is None:
-            raise Gone(f"segment {start_time} of {track} has expired")
-        fragments.append(data)
+    """The stored bytes of ``entries``, read together; Gone if any has expired."""
+    parts = await asyncio.gather(*(store.get_fragment(channel, track, e.decode_time) for e in entries))
+    fragments = [part for part in parts if part is not None]
+    if len(fragments) != len(parts):
+        raise Gone(f"segment {start_time} of {track} has expired")
     return fragments
