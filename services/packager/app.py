@@ -5,6 +5,7 @@ Kept off FastAPI's router on purpose: this is the path every CDN request takes. 
   /live/{ch}/hls/{track}.m3u8          media playlist
   /live/{ch}/dash/manifest.mpd         dynamic MPD;  /live/{ch}/dash/time  its UTCTiming source
   /live/{ch}/media/{track}/init.mp4    CMAF header;  /live/{ch}/media/{track}/{t}.m4s  segment at tfdt t
+                                       (chunk by chunk while it is being written: LL-DASH)
   /live/{ch}/media/{track}/part-{t}.m4s  LL-HLS part: the fragment at tfdt t (the hinted next one blocks)
   /live/{ch}/hls-ts/index.m3u8         multivariant playlist (MPEG-TS);  /live/{ch}/hls-ts/{variant}.m3u8
   /live/{ch}/ts/{variant}/{t}.ts       TS segment at t (a video track's with the default audio, or audio only)
@@ -21,7 +22,8 @@ from urllib.parse import parse_qs, unquote, urlencode
 
 from services.packager.errors import Gone, NotYetAvailable, http_status
 from services.packager.llhls import parse_directives
-from services.packager.service import PackagerService
+from services.packager.progressive import send_chunks
+from services.packager.service import IMMUTABLE, PackagerService
 from services.packager.state import Rendered
 from services.packager.window import TimeWindow, parse_window
 from services.shared.asgi import Headers, Receive, Scope, Send, header, respond, respond_text
@@ -77,11 +79,29 @@ class PlaybackApp:
             if parts[1:] == ["dash", "time"]:
                 await self._time(send, cors)
                 return
+            if await self._stream_in_progress(scope, receive, send, channel=channel, cors=cors):
+                return
             rendered = await self._resolve(channel, parts[1:], scope["query_string"])
         except HeadwaterError as exc:
             await self._error(send, exc, cors)
             return
         await serve(scope, send, rendered, cors, head=method == "HEAD")
+
+    async def _stream_in_progress(
+        self, scope: Scope, receive: Receive, send: Send, *, channel: str, cors: Headers
+    ) -> bool:
+        """LL-DASH: a segment still being written goes out chunk by chunk (``progressive``)."""
+        rest = scope["path"][len("/live/") :].split("/")[1:]
+        match = _SEGMENT.fullmatch(rest[2]) if len(rest) == 3 and rest[0] == "media" else None
+        if match is None:
+            return False
+        progress = await self.service.segment_progress(channel, unquote(rest[1]), int(match.group(1)))
+        if progress is None:
+            return False
+        content_type, chunks = progress
+        headers = [(b"content-type", content_type), (b"cache-control", IMMUTABLE), *cors]
+        await send_chunks(send, receive, headers, chunks, head=scope["method"] == "HEAD")
+        return True
 
     async def _resolve(self, channel: str, rest: list[str], query_string: bytes) -> Rendered:
         service = self.service

@@ -21,6 +21,36 @@ Timing model:
 - minBufferTime is one target: a player holding one segment can start. maxSegmentDuration is the
   longest segment in the window (ms, rounded up), at least one target.
 
+Low latency (LL-DASH, DASH-IF IOP low-latency modes), for the live-edge view of a channel whose
+fragments (CMAF chunks) are shorter than its segments: every track's newest complete segment holds two
+or more fragments (the LL-HLS condition too). Then, as the DASH-IF reference (livesim2) does for
+SegmentTimeline:
+- the segment in progress is listed as soon as its first chunk is committed, with the duration it is
+  expected to reach (``listed_duration``); the next MPD states the real one. dash.js 5 never
+  extrapolates a SegmentTimeline (only ``S@r="-1"``, which we do not use), so a segment it is to fetch
+  while being written must be in the timeline. It asks for the segment after one at
+  ``start + d + 10 ms`` of the refreshed timeline, so an over-estimate is safe and one above 10 ms too
+  short makes it fetch that segment twice: the listed duration is at least the target and at least
+  the previous segment's;
+- SegmentTemplate@availabilityTimeOffset = target - chunk (the same in every Representation, so each
+  AdaptationSet has one availability window) and @availabilityTimeComplete="false": a segment may be
+  requested once its first chunk is out, and the origin sends it chunk by chunk as chunks are
+  committed (``progressive``). dash.js turns its low-latency mode on from availabilityTimeComplete=
+  "false" and then loads such segments with fetch(), appending every complete moof + mdat at once;
+- minimumUpdatePeriod is 1 s (at most the target): the in-progress segment appears in the MPD one
+  chunk after it starts, and players only learn of it by polling (dash.js polls at most once a
+  second);
+- a ServiceDescription: Latency@target = chunk + 2 x the update period (player poll + CDN max-age of
+  the MPD) + 0.5 s, rounded up to 100 ms; @max twice that (dash.js seeks back to the edge past
+  max - target + 0.5 s of drift), @min chunk + update period. PlaybackRate 0.96-1.04 (livesim2's:
+  a slow, inaudible catch-up). dash.js takes Latency@target as its live delay over
+  suggestedPresentationDelay, which stays for players that ignore ServiceDescription;
+- a ProducerReferenceTime per AdaptationSet, referenced by Latency@referenceId: media time 0 at
+  availabilityStartTime (the channel epoch, from the encoder's prft when it sends one). dash.js 5.2
+  applies PRT offsets only to SegmentTemplate without SegmentTimeline, and the offset here is 0
+  anyway; it is for DVB/DASH-IF players that anchor the latency target to it.
+A time-shifted view, a static MPD or an unchunked channel renders exactly as without low latency.
+
 Grouping: video tracks share an AdaptationSet per codec family (avc1/avc3, hvc1/hev1, ...) and role;
 audio tracks one per language (and codec family and role, which cannot switch seamlessly either).
 Every Representation has its own SegmentTemplate, since tracks of one set may have different
@@ -41,6 +71,10 @@ UTC_TIMING_SCHEME = "urn:mpeg:dash:utc:http-iso:2014"
 ROLE_SCHEME = "urn:mpeg:dash:role:2011"
 AUDIO_CHANNEL_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
 PRESENTATION_DELAY_TARGETS = 4
+LL_UPDATE_PERIOD_MS = 1000
+LL_LATENCY_MARGIN_MS = 500
+LL_PLAYBACK_RATES = ("0.96", "1.04")  # ServiceDescription PlaybackRate min, max
+LL_RECENT_SEGMENTS = 8  # segments (per track) whose fragments decide the chunk duration
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _CODEC_FAMILIES = {"avc1": "avc", "avc3": "avc", "hvc1": "hevc", "hev1": "hevc"}
 
@@ -53,16 +87,68 @@ class _SetKey:
     role: str | None  # Role@value
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LowLatency:
+    """A channel's LL-DASH values (see the module docstring); durations in ms."""
+
+    chunk_ms: int  # the longest recent fragment of any track, rounded up
+    target_ms: int  # the channel's target segment duration
+
+    @property
+    def availability_offset_ms(self) -> int:  # SegmentTemplate@availabilityTimeOffset
+        return max(0, self.target_ms - self.chunk_ms)
+
+    @property
+    def update_period_ms(self) -> int:  # MPD@minimumUpdatePeriod
+        return min(self.target_ms, LL_UPDATE_PERIOD_MS)
+
+    @property
+    def latency_target_ms(self) -> int:  # ServiceDescription Latency@target
+        exact = self.chunk_ms + 2 * self.update_period_ms + LL_LATENCY_MARGIN_MS
+        return -(-exact // 100) * 100
+
+
+def low_latency(channel: ChannelView) -> LowLatency | None:
+    """The channel's LL-DASH values, or None when its MPD is not low-latency."""
+    if not channel.live or channel.ended or not channel.tracks:
+        return None
+    longest = 0
+    for track in channel.tracks:
+        if not track.segments or len(track.segments[-1].fragments) < 2:
+            return None
+        recent = [*track.segments[-LL_RECENT_SEGMENTS:], *([track.partial] if track.partial else [])]
+        for segment in recent:
+            for fragment in segment.fragments:
+                longest = max(longest, -(-fragment.duration_ticks * 1000 // track.timescale))
+    return LowLatency(chunk_ms=longest, target_ms=channel.config.target_ms)
+
+
+def listed_duration(track: TrackView, target_ms: int) -> int:
+    """Ticks the in-progress segment is listed with: what it has already, and at least the target
+    and the previous segment's duration (see the module docstring). Requires ``track.partial``."""
+    partial = track.partial
+    if partial is None:
+        raise ValueError(f"track {track.name} has no segment in progress")
+    previous = track.segments[-1].duration_ticks if track.segments else 0
+    return max(target_ms * track.timescale // 1000, previous, partial.duration_ticks)
+
+
 def dash_manifest(channel: ChannelView, *, time_url: str) -> str:
     """The MPD of ``/live/{ch}/dash/manifest.mpd``; ``time_url`` is the origin's own UTC time endpoint."""
     static = channel.ended
     origin_ms = _origin_ms(channel) if static else 0
-    mpd = ET.Element("MPD", _static_attributes(channel, origin_ms) if static else _live_attributes(channel))
+    ll = None if static else low_latency(channel)
+    attributes = _static_attributes(channel, origin_ms) if static else _live_attributes(channel, ll)
+    mpd = ET.Element("MPD", attributes)
+    if ll is not None:
+        _service_description(mpd, ll)
     period = ET.SubElement(mpd, "Period", {"id": "0", "start": "PT0S"})
     for index, (key, tracks) in enumerate(_adaptation_groups(channel)):
         adaptation_set = _adaptation_set(period, index, key, tracks)
+        if ll is not None:
+            _producer_reference_time(adaptation_set, channel, time_url)
         for track in tracks:
-            _representation(adaptation_set, track, origin_ms)
+            _representation(adaptation_set, track, origin_ms, ll)
     if not static:
         ET.SubElement(mpd, "UTCTiming", {"schemeIdUri": UTC_TIMING_SCHEME, "value": time_url})
     ET.indent(mpd, space="  ")
@@ -72,7 +158,7 @@ def dash_manifest(channel: ChannelView, *, time_url: str) -> str:
 # --- MPD ------------------------------------------------------------------------------------------
 
 
-def _live_attributes(channel: ChannelView) -> dict[str, str]:
+def _live_attributes(channel: ChannelView, ll: LowLatency | None) -> dict[str, str]:
     target_ms = channel.config.target_ms
     return {
         "xmlns": MPD_NAMESPACE,
@@ -80,18 +166,39 @@ def _live_attributes(channel: ChannelView) -> dict[str, str]:
         "type": "dynamic",
         "availabilityStartTime": utc_iso8601(channel.epoch_ms),
         "publishTime": utc_iso8601(channel.now_ms),
-        "minimumUpdatePeriod": duration_ms(target_ms),
+        "minimumUpdatePeriod": duration_ms(target_ms if ll is None else ll.update_period_ms),
         "timeShiftBufferDepth": duration_ms(channel.config.dvr_window_s * 1000),
         "suggestedPresentationDelay": duration_ms(PRESENTATION_DELAY_TARGETS * target_ms),
-        "maxSegmentDuration": duration_ms(max(target_ms, _longest_segment_ms(channel))),
+        "maxSegmentDuration": duration_ms(max(target_ms, _longest_segment_ms(channel, ll))),
         "minBufferTime": duration_ms(target_ms),
     }
 
 
-def _longest_segment_ms(channel: ChannelView) -> int:
-    return max(
-        (-(-s.duration_ticks * 1000 // t.timescale) for t in channel.tracks for s in t.segments), default=0
+def _longest_segment_ms(channel: ChannelView, ll: LowLatency | None) -> int:
+    longest = 0
+    for track in channel.tracks:
+        durations = [s.duration_ticks for s in track.segments]
+        if ll is not None and track.partial is not None:
+            durations.append(listed_duration(track, ll.target_ms))
+        longest = max([longest, *(-(-d * 1000 // track.timescale) for d in durations)])
+    return longest
+
+
+def _service_description(mpd: ET.Element, ll: LowLatency) -> None:
+    target = ll.latency_target_ms
+    description = ET.SubElement(mpd, "ServiceDescription", {"id": "0"})
+    ET.SubElement(
+        description,
+        "Latency",
+        {
+            "referenceId": "0",
+            "target": str(target),
+            "max": str(2 * target),
+            "min": str(ll.chunk_ms + ll.update_period_ms),
+        },
     )
+    slowest, fastest = LL_PLAYBACK_RATES
+    ET.SubElement(description, "PlaybackRate", {"min": slowest, "max": fastest})
 
 
 def _static_attributes(channel: ChannelView, origin_ms: int) -> dict[str, str]:
@@ -133,6 +240,21 @@ def _set_key(track: TrackView) -> _SetKey:
     return _SetKey(content_type="audio", codec_family=family, language=info.language, role=info.role)
 
 
+def _producer_reference_time(adaptation_set: ET.Element, channel: ChannelView, time_url: str) -> None:
+    """Media time 0 at the channel epoch; first child (schema order: before Role)."""
+    reference = ET.Element(
+        "ProducerReferenceTime",
+        {
+            "id": "0",
+            "type": "encoder",
+            "wallClockTime": utc_iso8601(channel.epoch_ms),
+            "presentationTime": "0",
+        },
+    )
+    ET.SubElement(reference, "UTCTiming", {"schemeIdUri": UTC_TIMING_SCHEME, "value": time_url})
+    adaptation_set.insert(0, reference)
+
+
 def _adaptation_set(period: ET.Element, index: int, key: _SetKey, tracks: list[TrackView]) -> ET.Element:
     attributes = {"id": str(index), "contentType": key.content_type, "mimeType": f"{key.content_type}/mp4"}
     if key.language:
@@ -171,7 +293,9 @@ def _picture_aspect_ratio(track: TrackView) -> str | None:
 # --- Representation -------------------------------------------------------------------------------
 
 
-def _representation(adaptation_set: ET.Element, track: TrackView, origin_ms: int) -> None:
+def _representation(
+    adaptation_set: ET.Element, track: TrackView, origin_ms: int, ll: LowLatency | None
+) -> None:
     info = track.info
     attributes = {"id": track.name, "bandwidth": str(track.bitrates.peak), "codecs": info.codec}
     if info.is_video:
@@ -185,7 +309,7 @@ def _representation(adaptation_set: ET.Element, track: TrackView, origin_ms: int
             "AudioChannelConfiguration",
             {"schemeIdUri": AUDIO_CHANNEL_SCHEME, "value": str(info.channels)},
         )
-    _segment_template(representation, track, origin_ms * track.timescale // 1000)
+    _segment_template(representation, track, origin_ms * track.timescale // 1000, ll)
 
 
 def _video_attributes(track: TrackView) -> dict[str, str]:
@@ -200,19 +324,24 @@ def _video_attributes(track: TrackView) -> dict[str, str]:
     return attributes
 
 
-def _segment_template(representation: ET.Element, track: TrackView, offset_ticks: int) -> None:
-    template = ET.SubElement(
-        representation,
-        "SegmentTemplate",
-        {
-            "timescale": str(track.timescale),
-            "presentationTimeOffset": str(offset_ticks),
-            "initialization": "../media/$RepresentationID$/init.mp4",
-            "media": "../media/$RepresentationID$/$Time$.m4s",
-        },
-    )
+def _segment_template(
+    representation: ET.Element, track: TrackView, offset_ticks: int, ll: LowLatency | None
+) -> None:
+    attributes = {
+        "timescale": str(track.timescale),
+        "presentationTimeOffset": str(offset_ticks),
+        "initialization": "../media/$RepresentationID$/init.mp4",
+        "media": "../media/$RepresentationID$/$Time$.m4s",
+    }
+    in_progress = None
+    if ll is not None:
+        attributes["availabilityTimeOffset"] = seconds_ms(ll.availability_offset_ms)
+        attributes["availabilityTimeComplete"] = "false"
+        if track.partial is not None:
+            in_progress = (track.partial.start_time, listed_duration(track, ll.target_ms))
+    template = ET.SubElement(representation, "SegmentTemplate", attributes)
     timeline = ET.SubElement(template, "SegmentTimeline")
-    for start, duration, repeat in timeline_runs(track):
+    for start, duration, repeat in timeline_runs(track, in_progress=in_progress):
         attributes = {} if start is None else {"t": str(start)}
         attributes["d"] = str(duration)
         if repeat:
@@ -220,21 +349,30 @@ def _segment_template(representation: ET.Element, track: TrackView, offset_ticks
         ET.SubElement(timeline, "S", attributes)
 
 
-def timeline_runs(track: TrackView) -> list[tuple[int | None, int, int]]:
+def timeline_runs(
+    track: TrackView, *, in_progress: tuple[int, int] | None = None
+) -> list[tuple[int | None, int, int]]:
     """SegmentTimeline S entries as (t, d, r): ``t`` only on the first and after a gap; equal,
-    contiguous durations folded into ``r`` (number of repeats after the first)."""
+    contiguous durations folded into ``r`` (number of repeats after the first). ``in_progress``:
+    (start, listed duration) of a segment being written, listed last."""
     runs: list[tuple[int | None, int, int]] = []
     expected_start: int | None = None
-    for segment in track.segments:
-        start, duration = segment.start_time, segment.duration_ticks
+    pairs = [(s.start_time, s.duration_ticks) for s in track.segments]
+    for start, duration in [*pairs, *([in_progress] if in_progress else [])]:
         contiguous = start == expected_start
         if contiguous and runs[-1][1] == duration:
             t, d, r = runs[-1]
             runs[-1] = (t, d, r + 1)
         else:
             runs.append((None if contiguous else start, duration, 0))
-        expected_start = segment.end_time
+        expected_start = start + duration
     return runs
+
+
+def seconds_ms(milliseconds: int) -> str:
+    """xs:double seconds from ms, shortest exact form: ``1.5``, ``1.96``, ``2``."""
+    seconds, millis = divmod(milliseconds, 1000)
+    return f"{seconds}.{millis:03d}".rstrip("0").rstrip(".")
 
 
 def duration_ms(milliseconds: int) -> str:
