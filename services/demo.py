@@ -261,6 +261,7 @@ def dash_put_command(
         "-use_timeline", "0", "-use_template", "1", "-format_options", movflags,
         "-adaptation_sets", sets, "-window_size", str(window_size), "-extra_window_size", "2",
         "-method", "PUT", "-http_persistent", "1", "-timeout", f"{RW_TIMEOUT_US / 1e6:g}",
+        "-ignore_io_errors", "1",  # a failed PUT (an ingest node died) costs that segment, not the stream
         ingest_url(base_url, channel, "manifest.mpd"),
     ]  # fmt: skip
     return argv

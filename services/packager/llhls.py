@@ -1,11 +1,13 @@
 """Low-Latency HLS (RFC 8216bis): partial segments, preload hints, delta updates, blocking reload. Pure.
 
 A channel's media playlists turn low-latency when its fragments (CMAF chunks) are shorter than its
-segments: every track's newest complete segment holds two or more fragments. Each committed fragment
-is one Partial Segment, addressed by its ``tfdt`` like segments are (``../media/{track}/part-{t}.m4s``),
-so its URI never changes and it is cacheable as immutable the moment it is listed. Part indexes are
-the ``part_number`` the timeline persisted at commit, so every packager (and every restart) numbers
-parts identically.
+segments: every track's newest complete segment holds two or more parts. A Partial Segment is a run
+of consecutive fragments of one segment lasting at least ``MIN_PART_MS`` (so 0.25-0.5 s chunks are one
+part each, while per-frame chunks are grouped into ~0.2 s parts instead of 40 ms ones), or the
+segment's last run. Grouping is a pure function of the stored timeline, so every packager (and every
+restart) cuts and numbers parts identically. A part is addressed by its first fragment's ``tfdt``
+(``../media/{track}/part-{t}.m4s``): its URI never changes and it is immutable once listed. A part is
+listed once complete; the one being written is the preload hint.
 
 Channel-wide values (RFC 8216bis 6.2.4: EXT-X-SERVER-CONTROL must be the same in every media
 playlist of a multivariant playlist, and so must the target duration):
@@ -34,6 +36,47 @@ PART_LIST_TARGETS = 3  # parts are listed for segments this close to the playlis
 RECENT_SEGMENTS = 8  # segments (per track) whose fragments decide PART-TARGET
 BLOCK_TARGETS = 3  # a blocking reload gives up (503) after this many target durations
 BLOCKING_MAX_AGE_TARGETS = 6  # Cache-Control of a blocking response: its URL names one state
+MIN_PART_MS = 200  # shortest part but a segment's last (Apple's guidance: 0.2-1 s parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Part:
+    """A Partial Segment: consecutive fragments of one segment."""
+
+    index: int  # Part Index within its parent segment (EXT-X-RENDITION-REPORT LAST-PART, _HLS_part)
+    fragments: tuple[FragmentEntry, ...]
+    complete: bool  # long enough, or its segment is complete: listed and servable
+
+    @property
+    def start_time(self) -> int:
+        return self.fragments[0].decode_time
+
+    @property
+    def end_time(self) -> int:
+        return self.fragments[-1].end_time
+
+    @property
+    def independent(self) -> bool:
+        return self.fragments[0].independent
+
+
+def parts_of(segment: Segment, timescale: int) -> list[Part]:
+    """``segment`` cut into parts (the last one incomplete while the segment is being written)."""
+    shortest = MIN_PART_MS * timescale // 1000
+    parts: list[Part] = []
+    group: list[FragmentEntry] = []
+    for fragment in segment.fragments:
+        group.append(fragment)
+        if group[-1].end_time - group[0].decode_time >= shortest:
+            parts.append(Part(index=len(parts), fragments=tuple(group), complete=True))
+            group = []
+    if group:
+        parts.append(Part(index=len(parts), fragments=tuple(group), complete=segment.complete))
+    return parts
+
+
+def complete_parts(track: TrackView, segment: Segment) -> list[Part]:
+    return [p for p in parts_of(segment, track.timescale) if p.complete]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,13 +117,14 @@ def part_schedule(channel: ChannelView, target_s: int) -> PartSchedule | None:
         return None
     longest = 0
     for track in channel.tracks:
-        if not track.segments or len(track.segments[-1].fragments) < 2:
+        if not track.segments or len(parts_of(track.segments[-1], track.timescale)) < 2:
             return None
         recent = [*track.segments[-RECENT_SEGMENTS:], *([track.partial] if track.partial else [])]
         timescale = track.timescale
         for segment in recent:
-            for fragment in segment.fragments:
-                longest = max(longest, -(-fragment.duration_ticks * UNITS_PER_S // timescale))
+            for part in complete_parts(track, segment):
+                ticks = part.end_time - part.start_time
+                longest = max(longest, -(-ticks * UNITS_PER_S // timescale))
     return PartSchedule(part_target=longest, target_s=target_s)
 
 
@@ -97,14 +141,14 @@ def _units(ticks: int, timescale: int) -> int:
     return (ticks * 2 * UNITS_PER_S + timescale) // (2 * timescale)
 
 
-def part_lines(track: TrackView, fragments: tuple[FragmentEntry, ...]) -> list[str]:
-    """One EXT-X-PART per fragment; DURATION from boundaries rounded on the track's timeline."""
+def part_lines(track: TrackView, segment: Segment) -> list[str]:
+    """One EXT-X-PART per complete part; DURATION from boundaries rounded on the track's timeline."""
     timescale = track.timescale
     lines = []
-    for fragment in fragments:
-        duration = _units(fragment.end_time, timescale) - _units(fragment.decode_time, timescale)
-        independent = ",INDEPENDENT=YES" if fragment.independent else ""
-        uri = part_uri(track, fragment.decode_time)
+    for part in complete_parts(track, segment):
+        duration = _units(part.end_time, timescale) - _units(part.start_time, timescale)
+        independent = ",INDEPENDENT=YES" if part.independent else ""
+        uri = part_uri(track, part.start_time)
         lines.append(f'#EXT-X-PART:DURATION={seconds(duration)},URI="{uri}"{independent}')
     return lines
 
@@ -114,16 +158,18 @@ def listed_parts(track: TrackView, target_s: int) -> dict[int, list[str]]:
     end = playlist_end(track)
     horizon = PART_LIST_TARGETS * target_s * track.timescale
     return {
-        segment.number: part_lines(track, segment.fragments)
+        segment.number: part_lines(track, segment)
         for segment in track.segments
         if end - segment.end_time < horizon
     }
 
 
 def playlist_end(track: TrackView) -> int:
-    """Decode time where the track's listed media (segments and parts) ends."""
+    """Decode time where the track's listed media (segments and complete parts) ends: where the
+    next part (the preload hint) starts."""
     if track.partial is not None:
-        return track.partial.end_time
+        parts = complete_parts(track, track.partial)
+        return parts[-1].end_time if parts else track.partial.start_time
     return track.segments[-1].end_time if track.segments else 0
 
 
@@ -131,7 +177,7 @@ def tail_lines(channel: ChannelView, track: TrackView, *, query: str) -> list[st
     """After the last segment: the in-progress segment's parts, the preload hint, rendition reports."""
     lines: list[str] = []
     if track.partial is not None:
-        lines += part_lines(track, track.partial.fragments)
+        lines += part_lines(track, track.partial)
     if not track.ended:
         lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{part_uri(track, playlist_end(track))}"')
     for other in channel.tracks:
@@ -145,10 +191,12 @@ def tail_lines(channel: ChannelView, track: TrackView, *, query: str) -> list[st
 
 def last_part(track: TrackView) -> tuple[int, int]:
     """(media sequence number, part index) of the newest part the track's playlist lists."""
-    newest: Segment | None = track.partial or (track.segments[-1] if track.segments else None)
-    if newest is None:
+    if track.partial is not None and (parts := complete_parts(track, track.partial)):
+        return track.partial.number, parts[-1].index
+    if not track.segments:
         return -1, -1
-    return newest.number, newest.fragments[-1].part_number
+    newest = track.segments[-1]
+    return newest.number, len(parts_of(newest, track.timescale)) - 1
 
 
 def skipped_segments(track: TrackView, schedule: PartSchedule) -> int:

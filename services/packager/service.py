@@ -11,24 +11,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from services.packager import dash, hls, hls_ts, llhls
+from services.packager import dash, hls, hls_ts, llhls, progressive
 from services.packager.errors import BadRequest, Gone, NotYetAvailable, StaleChannel, Unavailable
 from services.packager.llhls import Directives
 from services.packager.state import ChannelState, Rendered, content_etag, cors_headers
-from services.packager.ts_output import CONTENT_TYPE as TS_CONTENT_TYPE
-from services.packager.ts_output import TrackSource, complete_segment, listable_segments, load_ts_segment
+from services.packager.ts_cache import TsSegments
+from services.packager.ts_output import TrackSource, complete_segment, default_audio, listable_segments
 from services.packager.views import ChannelView, TrackView
 from services.packager.window import TimeWindow, check_window, select_segments
 from services.shared.asgi import Headers
 from services.shared.cache import LruCache, SingleFlight
-from services.shared.channels import ChannelConfig, validate_name
+from services.shared.channels import ChannelConfig, TrackRecord, validate_name
 from services.shared.errors import NotFound
 from services.shared.metrics import Metrics
 from services.shared.signal import Signal
 from services.shared.store.base import Store
-from services.shared.timeline import FragmentEntry, Segment, TrackTimeline
+from services.shared.timeline import Segment, TrackTimeline
 
 CT_M3U8 = b"application/vnd.apple.mpegurl"
 CT_MPD = b"application/dash+xml"
@@ -59,6 +59,14 @@ class PackagerService:
         self._states: dict[str, ChannelState] = {}
         self._objects: LruCache[Rendered] = LruCache(cache_bytes, lambda r: len(r.body))
         self._flight: SingleFlight[Rendered] = SingleFlight()
+        self.ts = TsSegments(  # TS segments: this LRU, then the cluster's cache, then the remux
+            store=store,
+            objects=self._objects,
+            flight=self._flight,
+            metrics=metrics,
+            clock_ms=clock_ms,
+            cache_control=IMMUTABLE,
+        )
 
     # state -------------------------------------------------------------------------------------
 
@@ -183,6 +191,8 @@ class PackagerService:
         body = text.encode()
         if kind == "hls-media" and llhls.part_schedule(view, hls.channel_target_s(view)) is not None:
             max_age = 1  # LL-HLS playlists change every part (contract)
+        elif kind == "dash" and dash.low_latency(view) is not None:
+            max_age = 1  # an LL-DASH MPD lists a new segment one chunk after it starts
         else:
             max_age = max(1, state.config.segment_duration_ms // 2000)
         rendered = Rendered(
@@ -301,9 +311,39 @@ class PackagerService:
         key = ("seg", channel, track, start_time)
         return await self._immutable(key, lambda: self._load_segment(channel, track, start_time, key))
 
+    async def segment_progress(
+        self, channel: str, track: str, start_time: int
+    ) -> tuple[bytes, AsyncIterator[bytes]] | None:
+        """LL-DASH: the segment at ``start_time`` while it is being written, as (content type, its
+        fragments' bytes as they are committed); None when ``media_segment`` answers instead
+        (complete, or no segment). The segment right after the track's last fragment is waited for
+        up to one target duration, else ``NotYetAvailable``. See ``progressive``."""
+        validate_name("channel", channel)
+        validate_name("track", track)
+        if self._objects.get(("seg", channel, track, start_time)) is not None:
+            return None
+        timeline = await self.store.get_timeline(channel, track)
+        if progressive.candidacy(timeline, start_time) is progressive.Candidacy.NO:
+            return None  # the common case, decided without a channel snapshot
+        state = await self.state(channel)
+        record, _ = state.track(track)
+        target_s = state.config.target_ms / 1000
+        feed = progressive.SegmentFeed(
+            store=self.store,
+            signal=self.signal,
+            channel=channel,
+            track=track,
+            start_time=start_time,
+            idle_timeout_s=progressive.IDLE_TARGETS * target_s,
+        )
+        if not await progressive.in_progress(feed, wait_s=target_s):
+            return None
+        return (b"video/mp4" if record.info.is_video else b"audio/mp4"), progressive.segment_chunks(feed)
+
     async def part(self, channel: str, track: str, decode_time: int) -> Rendered:
-        """An LL-HLS Partial Segment: the fragment committed at ``decode_time``. A request for the
-        preload-hinted part (the one after the track's last) is held until it is committed."""
+        """An LL-HLS Partial Segment starting at ``decode_time`` (``llhls.parts_of``). A request for
+        the preload-hinted part (the one being written, or the next after the track's last) is held
+        until that part is complete."""
         validate_name("channel", channel)
         validate_name("track", track)
         key = ("part", channel, track, decode_time)
@@ -311,40 +351,47 @@ class PackagerService:
         if cached is not None:
             self.metrics.cache_hits += 1
             return cached
-        entry = await self._committed_part(channel, track, decode_time)
-        return await self._immutable(key, lambda: self._load_part(channel, track, entry, key))
-
-    async def _committed_part(self, channel: str, track: str, decode_time: int) -> FragmentEntry:
         state = await self.state(channel)
-        state.track(track)  # 404 for an unknown track
-        deadline = time.monotonic() + llhls.BLOCK_TARGETS * max(1, state.config.segment_duration_ms / 1000)
+        record, _ = state.track(track)
+        part = await self._complete_part(state, record.info.timescale, track, decode_time)
+        return await self._immutable(key, lambda: self._load_part(channel, record, part, key))
+
+    async def _complete_part(
+        self, state: ChannelState, timescale: int, track: str, decode_time: int
+    ) -> llhls.Part:
+        channel = state.config.name
+        deadline = time.monotonic() + llhls.BLOCK_TARGETS * max(1.0, state.config.target_ms / 1000)
         while True:
             version = self.signal.version(channel)
             timeline = await self.store.get_timeline(channel, track)
-            entry = timeline.find(decode_time)
-            if entry is not None:
-                return entry
-            first, last = timeline.first, timeline.last
-            if first is not None and decode_time < first.decode_time:
-                raise Gone(f"part {decode_time} of {track} is behind the window or expired")
-            if last is None or last.last or decode_time != last.end_time:
+            part = _part_at(timeline, timescale, decode_time)
+            if part is not None and part.complete:
+                return part
+            if part is None and not _is_next(timeline, decode_time):
+                first = timeline.first
+                if first is not None and decode_time < first.decode_time:
+                    raise Gone(f"part {decode_time} of {track} is behind the window or expired")
                 raise NotYetAvailable(f"no part of {track} starts at {decode_time}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise NotYetAvailable(f"part {decode_time} of {track} was not committed in time")
+                raise NotYetAvailable(f"part {decode_time} of {track} was not completed in time")
             if self.signal.version(channel) == version:
                 await self.signal.wait(channel, remaining)
 
-    async def _load_part(self, channel: str, track: str, entry: FragmentEntry, key: object) -> Rendered:
-        record, _ = (await self.state(channel)).track(track)
-        body = await self.store.get_fragment(channel, track, entry.decode_time)
-        if body is None:
-            raise Gone(f"part {entry.decode_time} of {track} has expired")
+    async def _load_part(self, channel: str, record: TrackRecord, part: llhls.Part, key: object) -> Rendered:
+        track = record.name
+        bodies = await asyncio.gather(
+            *(self.store.get_fragment(channel, track, f.decode_time) for f in part.fragments)
+        )
+        if any(body is None for body in bodies):
+            raise Gone(f"part {part.start_time} of {track} has expired")
+        body = b"".join(b for b in bodies if b is not None)
+        ingest_ms = part.fragments[-1].ingest_time_ms
         rendered = Rendered(
             body=body,
             content_type=b"video/mp4" if record.info.is_video else b"audio/mp4",
-            etag=f'"p{entry.decode_time:x}-{len(body):x}-{entry.ingest_time_ms:x}"'.encode(),
-            last_modified_ms=entry.ingest_time_ms,
+            etag=f'"p{part.start_time:x}-{len(body):x}-{ingest_ms:x}"'.encode(),
+            last_modified_ms=ingest_ms,
             cache_control=IMMUTABLE,
         )
         self._objects.put(key, rendered)
@@ -387,24 +434,24 @@ class PackagerService:
         """A variant's MPEG-TS segment (variants are named after their video track, or audio track)."""
         validate_name("channel", channel)
         validate_name("track", variant)
-        key = ("ts", channel, variant, start_time)
-        return await self._immutable(key, lambda: self._load_ts_segment(channel, variant, start_time, key))
+        return await self.ts.get(await self.state(channel), variant, start_time)
 
-    async def _load_ts_segment(self, channel: str, variant: str, start_time: int, key: object) -> Rendered:
-        state = await self.state(channel)
-        record, timeline = state.track(variant)
-        driving = TrackSource(record=record, timeline=timeline)
-        audio = _default_audio(state) if record.info.is_video else None
-        made = await load_ts_segment(self.store, channel, driving=driving, audio=audio, start_time=start_time)
-        rendered = Rendered(
-            body=made.body,
-            content_type=TS_CONTENT_TYPE,
-            etag=f'"ts-{start_time:x}-{len(made.body):x}-{made.ingest_time_ms:x}"'.encode(),
-            last_modified_ms=made.ingest_time_ms,
-            cache_control=IMMUTABLE,
-        )
-        self._objects.put(key, rendered)
-        return rendered
+
+def _part_at(timeline: TrackTimeline, timescale: int, decode_time: int) -> llhls.Part | None:
+    """The part of ``timeline`` that starts at ``decode_time``, if one does (complete or not)."""
+    entry = timeline.find(decode_time)
+    if entry is None:
+        return None
+    segment = timeline.segment_at(entry.segment_start)
+    if segment is None:
+        return None
+    return next((p for p in llhls.parts_of(segment, timescale) if p.start_time == decode_time), None)
+
+
+def _is_next(timeline: TrackTimeline, decode_time: int) -> bool:
+    """``decode_time`` is where the track's next fragment will start (the preload hint's part)."""
+    last = timeline.last
+    return last is not None and not last.last and last.end_time == decode_time
 
 
 def _in_progress(timeline: TrackTimeline, newest_complete: Segment) -> Segment | None:
@@ -417,7 +464,4 @@ def _in_progress(timeline: TrackTimeline, newest_complete: Segment) -> Segment |
 
 def _default_audio(state: ChannelState) -> TrackSource | None:
     """The channel's default audio (its first audio track), muxed into every TS video variant."""
-    for record, timeline in state.tracks:
-        if record.info.is_audio:
-            return TrackSource(record=record, timeline=timeline)
-    return None
+    return default_audio(state.tracks)

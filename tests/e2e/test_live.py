@@ -23,6 +23,7 @@ import pytest
 from services.demo import dash_put_command, long_post_command, run_pusher, stop_pusher, wallclock_offset_s
 from tests.e2e.origin import Origin, running_origin
 from tests.e2e.players import PlayerKind, play
+from tests.e2e.playlists import listed_segments
 
 pytestmark = pytest.mark.e2e
 NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
@@ -59,7 +60,9 @@ def _wait_for_segments(
             assert pusher.poll() is None, "FFmpeg pusher exited early"
             uris = _media_playlists(client, live_url)
             if len(uris) == 4:
-                counts = [len(m3u8.loads(client.get(f"{live_url}/hls/{u}").text).segments) for u in uris]
+                counts = [
+                    len(listed_segments(m3u8.loads(client.get(f"{live_url}/hls/{u}").text))) for u in uris
+                ]
                 if min(counts) >= MIN_SEGMENTS:
                     return tuple(u.removesuffix(".m3u8") for u in uris)
             time.sleep(0.5)
@@ -114,13 +117,13 @@ def test_hls_playlists_parse_and_every_segment_decodes(live: Live, tmp_path: Pat
         for track in live.tracks:
             playlist = m3u8.loads(client.get(live.url(f"hls/{track}.m3u8")).text)
             assert playlist.target_duration == 2
-            assert all(round(s.duration) <= playlist.target_duration for s in playlist.segments)
-            assert playlist.segments[0].program_date_time is not None
+            assert all(round(s.duration) <= playlist.target_duration for s in listed_segments(playlist))
+            assert listed_segments(playlist)[0].program_date_time is not None
             init = client.get(live.url(f"hls/{playlist.segment_map[0].uri}"))
             joined = tmp_path / f"{track}.mp4"
             joined.write_bytes(
                 init.content
-                + b"".join(client.get(live.url(f"hls/{s.uri}")).content for s in playlist.segments)
+                + b"".join(client.get(live.url(f"hls/{s.uri}")).content for s in listed_segments(playlist))
             )
             _ffprobe(joined)
             dts = [
@@ -148,7 +151,9 @@ def test_dash_timeline_matches_hls_and_every_url_resolves(live: Live) -> None:
             for (t, d), (next_t, _) in itertools.pairwise(pairs):
                 assert next_t == t + d, f"{name}: SegmentTimeline gap at {t}"
             playlist = m3u8.loads(client.get(live.url(f"hls/{name}.m3u8")).text)
-            hls_times = [int(s.uri.rsplit("/", 1)[-1].removesuffix(".m4s")) for s in playlist.segments]
+            hls_times = [
+                int(s.uri.rsplit("/", 1)[-1].removesuffix(".m4s")) for s in listed_segments(playlist)
+            ]
             common = [t for t, _ in pairs if t in set(hls_times)]
             assert len(common) >= MIN_SEGMENTS - 1, f"{name}: HLS and DASH list different segments"
             for t, _ in pairs:
@@ -163,7 +168,7 @@ def test_cdn_headers_follow_the_contract(live: Live) -> None:
         assert manifest.headers["access-control-allow-origin"] == "*"
         assert manifest.headers["content-type"] == "application/vnd.apple.mpegurl"
         playlist = m3u8.loads(client.get(live.url(f"hls/{live.tracks[0]}.m3u8")).text)
-        seg_url = live.url(f"hls/{playlist.segments[0].uri}")
+        seg_url = live.url(f"hls/{listed_segments(playlist)[0].uri}")
         segment = client.get(seg_url)
         assert segment.headers["cache-control"] == "public, max-age=1209600, immutable"
         assert segment.headers["etag"] and segment.headers["last-modified"]
@@ -175,7 +180,7 @@ def test_cdn_headers_follow_the_contract(live: Live) -> None:
         ranged = client.get(seg_url, headers={"Range": "bytes=100-199"})
         assert ranged.status_code == 206 and ranged.content == segment.content[100:200]
         assert ranged.headers["content-range"] == f"bytes 100-199/{len(segment.content)}"
-        last_t = int(playlist.segments[-1].uri.rsplit("/", 1)[-1].removesuffix(".m4s"))
+        last_t = int(listed_segments(playlist)[-1].uri.rsplit("/", 1)[-1].removesuffix(".m4s"))
         ahead = client.get(live.url(f"media/{live.tracks[0]}/{last_t * 100}.m4s"))
         assert ahead.status_code == 404 and ahead.headers["cache-control"] == "max-age=1"
         preflight = client.options(

@@ -32,6 +32,7 @@ from services.shared.media.ts.remux import AUDIO_PID, VIDEO_PID
 from services.shared.media.ts.timestamps import decode_timestamp
 from tests.e2e.origin import Origin, running_origin
 from tests.e2e.players import PlayerKind, play
+from tests.e2e.playlists import listed_segments
 from tests.media.ts.packets import continuity_errors, packets
 
 pytestmark = pytest.mark.e2e
@@ -138,7 +139,7 @@ def _cmaf_stream(client: httpx.Client, live: Live, track: str, tmp_path: Path) -
     playlist = m3u8.loads(client.get(live.url(f"hls/{track}.m3u8")).text)
     init = client.get(live.url(f"hls/{playlist.segment_map[0].uri}")).content
     path = tmp_path / f"{track}.mp4"
-    path.write_bytes(init + client.get(live.url(f"hls/{playlist.segments[0].uri}")).content)
+    path.write_bytes(init + client.get(live.url(f"hls/{listed_segments(playlist)[0].uri}")).content)
     stream: dict[str, Any] = _probe(path, "-show_streams")["streams"][0]
     return stream
 
@@ -155,7 +156,7 @@ def _check_variant(client: httpx.Client, live: Live, variant: str, tmp_path: Pat
     assert continuity_errors(data) == [], f"{variant}: continuity_counter jumps"
     assert _run("ffmpeg", "-v", "warning", "-i", str(fetched.joined), "-f", "null", "-").stderr == ""
     cmaf_playlist = m3u8.loads(client.get(live.url(f"hls/{variant}.m3u8")).text)
-    cmaf_starts = {int(s.uri.rsplit("/", 1)[-1].removesuffix(".m4s")) for s in cmaf_playlist.segments}
+    cmaf_starts = {int(s.uri.rsplit("/", 1)[-1].removesuffix(".m4s")) for s in listed_segments(cmaf_playlist)}
     shared = [t for t in fetched.starts if t >= min(cmaf_starts)]
     assert shared and set(shared) <= cmaf_starts, f"{variant}: segment boundaries differ from CMAF's"
     probe = _probe(fetched.joined, "-show_streams", "-show_programs")

@@ -243,3 +243,43 @@ def test_parse_directives() -> None:
         llhls.parse_directives(b"_HLS_part=2")
     with pytest.raises(BadRequest):
         llhls.parse_directives(b"_HLS_msn=-1")
+
+
+async def test_per_frame_chunks_are_grouped_into_parts(origin: Origin) -> None:
+    """40 ms chunks (one frame each, 25 fps, a keyframe every 2 s) become 0.2 s parts of 5 frames."""
+    frame = 3600
+
+    async def push_frame(k: int) -> None:
+        origin.clock.ms = EPOCH_MS + (k + 1) * 40
+        head = make_header(track_id=1, timescale=V_TS) if k == 0 else b""
+        body = make_fragment(
+            decode_time=k * frame,
+            sequence_number=k + 1,
+            sample_durations=(frame,),
+            keyframe_first=k % 50 == 0,
+        )
+        await origin.push("video.cmfv", head + body)
+
+    for k in range(50 + 12):  # segment 0 complete, segment 1 has two complete parts and 2 frames more
+        await push_frame(k)
+    text = (await origin.get("/live/ch/hls/video.m3u8")).text
+    parts = tags(text, "EXT-X-PART:")
+    assert len(parts) == 10 + 2
+    assert all("DURATION=0.20000" in p for p in parts)
+    assert tags(text, "EXT-X-PART-INF") == ["#EXT-X-PART-INF:PART-TARGET=0.20000"]
+    hint = f"part-{60 * frame}.m4s"  # the part being written: starts at frame 60, has 2 of its 5 frames
+    assert tags(text, "EXT-X-PRELOAD-HINT") == [f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="../media/video/{hint}"']
+    assert not tags(text, "EXT-X-RENDITION-REPORT")  # one track: no sibling to report
+    part = await origin.get(f"/live/ch/media/video/part-{55 * frame}.m4s")
+    assert part.status == 200 and len(part.text) > 0
+    assert (await origin.get(f"/live/ch/media/video/part-{56 * frame}.m4s")).status == 404  # inside a part
+    pending = asyncio.create_task(origin.get(f"/live/ch/media/video/{hint}"))
+    for k in range(62, 64):
+        await push_frame(k)
+        await asyncio.sleep(0.05)
+        assert not pending.done()
+    await push_frame(64)  # the fifth frame completes the part
+    reply = await asyncio.wait_for(pending, 2)
+    assert reply.status == 200
+    blocking = await origin.get("/live/ch/hls/video.m3u8?_HLS_msn=1&_HLS_part=2")
+    assert blocking.status == 200 and hint in blocking.text
