@@ -16,6 +16,13 @@
 6. HLS-TS: the TS segment at the same time as the CMAF segment fixture is fetched once (made, then
    cached in the origin) and loaded like it on both servers; and ``bench.ts`` times the remux of a
    ``video720`` segment with its audio, Headwater's muxer against PyAV, in this run.
+7. Unless ``--skip-store`` / ``--skip-collapse``: ``bench.store`` (Cassandra + memcached) and
+   ``bench.collapse`` (store reads caused by 1,000 concurrent GETs of a just-committed segment; where
+   the TS remux runs), each its own table after the main one.
+8. Unless ``--skip-wakeup``: ``bench.wakeup``, how soon a waiting request wakes after a commit, in the
+   committing process (``LocalSignal``) and in another one (UDP announcement); its own table too.
+9. Unless ``--skip-blocking``: ``bench.blocking``, the same over HTTP: an LL-HLS blocking playlist
+   reload answered after a part's POST, on the same node and on another node; its own table.
 
 Every process started here listens on 127.0.0.1 only and is stopped on the way out, on errors and on
 Ctrl-C / SIGTERM too. Timings are printed, never asserted: the exit status says only whether the
@@ -39,7 +46,10 @@ from types import FrameType
 
 import httpx
 
+from bench import blocking as blocking_bench
+from bench import collapse as collapse_bench
 from bench import store as store_bench
+from bench import wakeup as wakeup_bench
 from bench.cpu import tree_cpu_s, waited_children_cpu_s
 from bench.fixtures import Fixture, pick_fixtures, push_ladder, verify_identical
 from bench.nginx import running_nginx
@@ -83,12 +93,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="skip the Cassandra + memcached store benchmark (bench.store)",
     )
     parser.add_argument(
+        "--skip-collapse",
+        action="store_true",
+        help="skip the request-collapse and TS remux placement benchmark (bench.collapse)",
+    )
+    parser.add_argument(
+        "--skip-wakeup", action="store_true", help="skip the commit wake-up latency benchmark (bench.wakeup)"
+    )
+    parser.add_argument("--wakeup-commits", type=int, default=500, help="timed commits per way (500)")
+    parser.add_argument(
+        "--skip-blocking", action="store_true", help="skip the blocking reload benchmark (bench.blocking)"
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (logs, data, nginx root)"
     )
     args = parser.parse_args(argv)
     for name in (
         "duration", "connections_playlist", "connections_segment", "publish_fragments", "media",
-        "ts_iterations",
+        "ts_iterations", "wakeup_commits",
     ):  # fmt: skip
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -218,6 +240,22 @@ def run(args: argparse.Namespace, work: Path) -> Results:
     return results
 
 
+def _wakeup(args: argparse.Namespace) -> str:
+    """The wake-up table (with the blank lines around it), or '' with ``--skip-wakeup``."""
+    if args.skip_wakeup:
+        return ""
+    _progress("wakeup: commit to woken waiter, same process and over UDP (python -m bench.wakeup)")
+    return "\n" + wakeup_bench.run(commits=args.wakeup_commits).markdown() + "\n"
+
+
+def _blocking(args: argparse.Namespace) -> str:
+    """The blocking-reload table (with blank lines around it), or '' with ``--skip-blocking``."""
+    if args.skip_blocking:
+        return ""
+    _progress("blocking: LL-HLS blocking reload woken by a part's POST, same node and other node")
+    return "\n" + blocking_bench.markdown(blocking_bench.run()) + "\n"
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -248,10 +286,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_store:
         _progress("store: Cassandra + memcached write-through (python -m bench.store)")
         store_report = store_bench.run().markdown()
+    if not args.skip_collapse:
+        _progress("collapse: 1,000 concurrent GETs of a just-committed segment; TS remux placement")
+        collapse_report = collapse_bench.run().markdown()
+    wakeup_report = _wakeup(args) + _blocking(args)
     environment = dataclasses.replace(environment, load_end=os.getloadavg())
     report = render(environment, results)
     if not args.skip_store:
         report += "\n" + store_report + "\n"
+    if not args.skip_collapse:
+        report += "\n" + collapse_report + "\n"
+    report += wakeup_report
     print(report, end="")
     if args.markdown_out is not None:
         with contextlib.suppress(FileNotFoundError):
