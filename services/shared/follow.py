@@ -9,11 +9,12 @@ UDP and why losses are acceptable).
 the known timeline is recorded at once and the channel's waiters wake; anything else (a gap, entries
 from two ingest nodes out of order, an unknown track, a changed header or config) becomes a reload
 from the store, at most one running per track or channel (later requests fold into one rerun), and
-the waiters wake when it is done. Its safety net, for datagrams lost without a trace: every
-``tick_s`` the tracks of channels requested in the last ``demand_s`` that heard no announcement in
-that tick are refreshed from the store, so a lost commit costs at most about two ticks; every
-``reload_s`` those channels are reloaded whole (config, epoch, tracks), which also brings config
-changes to ingest-only nodes, which receive no announcements.
+the waiters wake when it is done. A commit to a channel not loaded here loads it: every packager
+follows every live channel, so failover finds it warm. Its safety net, for datagrams lost without
+a trace: every ``tick_s`` the tracks of channels requested in the last ``demand_s`` that heard no
+announcement in that tick are refreshed from the store, so a lost commit costs at most about two
+ticks; every ``reload_s`` those channels are reloaded whole (config, epoch, tracks), which also
+brings config changes to ingest-only nodes, which receive no announcements.
 """
 
 from __future__ import annotations
@@ -136,6 +137,10 @@ class Follower:
                 self._refresh(channel, message.track)
             elif learned is Learned.UNKNOWN_TRACK:
                 self._reload_tracks(channel)
+            elif learned is Learned.UNKNOWN_CHANNEL:
+                # Load it now, so every packager follows every live channel and one that takes a
+                # channel over (its owner died) answers at once, without a cold load from Cassandra.
+                self._schedule(("channel", channel), channel, partial(self._store.reload_channel, channel))
         elif self._store.known_tracks(channel) is None:
             return  # a change to a channel not loaded here: discovered as it is when first asked for
         elif isinstance(message, TrackChanged):

@@ -168,12 +168,16 @@ async def test_unknown_tracks_and_changes_reload_what_changed() -> None:
     assert signal.version("elsewhere") == 0
 
 
-async def test_unknown_channels_are_left_to_discovery() -> None:
+async def test_a_commit_to_a_channel_not_loaded_here_loads_it() -> None:
+    """Every packager follows every live channel: one taking a channel over finds it warm."""
     store, signal = ScriptedStore(learned=Learned.UNKNOWN_CHANNEL), LocalSignal()
     follow = follower(store, signal)
     follow.handle(committed(10))
+    follow.handle(committed(11))
+    follow.handle(committed(12))  # before the pending load has started: folded into it
     await settle(follow)
-    assert store.calls == [("learn", "ch", "v")] and signal.version("ch") == 0
+    assert [c for c in store.calls if c[0] != "learn"] == [("channel", "ch")]
+    assert signal.version("ch") == 1
 
 
 async def test_a_failed_reload_still_wakes_waiters_and_is_not_fatal() -> None:
