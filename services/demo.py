@@ -105,9 +105,9 @@ def _filter_graph(ladder: Sequence[VideoRendition], clock_font: str | None) -> s
     return ";".join([head, *branches])
 
 
-def _x264_args(stream: str = "") -> list[str]:
+def _x264_args(stream: str = "", *, gop_s: float = GOP_S) -> list[str]:
     """Shared H.264 settings; ``stream`` is an output-stream specifier suffix such as ``:0``."""
-    gop = str(FRAME_RATE * GOP_S)
+    gop = str(round(FRAME_RATE * gop_s))
     return [
         f"-c:v{stream}", "libx264", f"-preset:v{stream}", X264_PRESET, f"-tune:v{stream}", "zerolatency",
         f"-profile:v{stream}", "high", f"-pix_fmt:v{stream}", "yuv420p",
@@ -231,6 +231,7 @@ def dash_put_command(
     utc_timing_url: str | None = None,
     clock_font: str | None = CLOCK_FONT,
     ts_offset_s: int | None = None,
+    put_s: float = SEGMENT_S,
 ) -> list[str]:
     """One FFmpeg process using its DASH muxer to PUT a live CMAF presentation segment by segment.
 
@@ -240,14 +241,17 @@ def dash_put_command(
     that leave the window. Representation N is output stream N: the video ladder in order, then
     audio. ``fragment_s`` cuts each segment into CMAF chunks of that duration; by default every frame
     is its own moof + mdat (FFmpeg's ``-streaming 1``). ``utc_timing_url`` (any URL; FFmpeg only
-    writes it into the MPD) turns on a prft box before every moof.
+    writes it into the MPD) turns on a prft box before every moof. ``put_s`` is FFmpeg's segment (and
+    GOP) duration, i.e. how long each PUT lasts; the origin still cuts its own segments at the
+    channel's target. FFmpeg does not resend a PUT that failed: if an ingest node dies, the rest of
+    each PUT in flight on it is lost, so shorter PUTs bound that loss.
     """
     if not ladder:
         raise ValueError("the ladder needs at least one rendition")
     argv = _common_head(ladder=ladder, audio=audio, duration_s=duration_s, clock_font=clock_font)
     for index, rendition in enumerate(ladder):
         argv += ["-map", f"[v{index}]", *_rate_args(rendition, f":{index}")]
-    argv += _x264_args()
+    argv += _x264_args(gop_s=put_s)
     if audio:
         argv += ["-map", "1:a", *_aac_args()]
     sets = "id=0,streams=v id=1,streams=a" if audio else "id=0,streams=v"
@@ -257,11 +261,15 @@ def dash_put_command(
     movflags = "movflags=" + _movflags("cmaf", ts_offset_s)
     argv += [
         *_ts_offset(ts_offset_s),
-        "-f", "dash", "-seg_duration", str(SEGMENT_S), "-streaming", "1", "-ldash", "1", *chunking,
+        "-f", "dash", "-seg_duration", f"{put_s:g}", "-streaming", "1", "-ldash", "1", *chunking,
         "-use_timeline", "0", "-use_template", "1", "-format_options", movflags,
         "-adaptation_sets", sets, "-window_size", str(window_size), "-extra_window_size", "2",
-        "-method", "PUT", "-http_persistent", "1", "-timeout", f"{RW_TIMEOUT_US / 1e6:g}",
-        "-ignore_io_errors", "1",  # a failed PUT (an ingest node died) costs that segment, not the stream
+        # A new connection per request: after a PUT broken by a dying ingest node, FFmpeg's reused
+        # (http_persistent) connection fails every later request of that track ("URL read error: End
+        # of file"), while a fresh one lands on a live node through the front. With ignore_io_errors a
+        # failed PUT costs that segment's rest, not the stream.
+        "-method", "PUT", "-http_persistent", "0", "-timeout", f"{RW_TIMEOUT_US / 1e6:g}",
+        "-ignore_io_errors", "1",
         ingest_url(base_url, channel, "manifest.mpd"),
     ]  # fmt: skip
     return argv

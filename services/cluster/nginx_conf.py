@@ -100,6 +100,9 @@ def render(topology: Topology, *, run_dir: Path, run_as_root: bool = False, work
         "            proxy_pass http://ingest;\n"
         "            proxy_request_buffering off;\n"
         "            proxy_buffering off;\n"
+        # FFmpeg without http_persistent closes its socket right after the last chunk of a PUT,
+        # without waiting for the answer: nginx must still deliver that body to the node whole.
+        "            proxy_ignore_client_abort on;\n"
         "            client_max_body_size 0;\n"
         f"            proxy_read_timeout {INGEST_TIMEOUT};\n"
         f"            proxy_send_timeout {INGEST_TIMEOUT};\n"

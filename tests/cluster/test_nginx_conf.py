@@ -67,7 +67,12 @@ def test_rules() -> None:
     read_timeout = int(live.split("proxy_read_timeout ")[1].split("s;")[0])
     assert read_timeout >= 30
     ingest_location = _block(text, "location /ingest/")
-    for rule in ("proxy_pass http://ingest;", "proxy_request_buffering off;", "client_max_body_size 0;"):
+    for rule in (
+        "proxy_pass http://ingest;",
+        "proxy_request_buffering off;",
+        "proxy_ignore_client_abort on;",
+        "client_max_body_size 0;",
+    ):
         assert rule in ingest_location
     assert "proxy_pass http://nodes;" in _block(text, "location /")
     server = text[text.index("    server {") :]
