@@ -231,6 +231,9 @@
     }
     stats.player = `hls.js ${Hls.version}`;
     const config = { lowLatencyMode: lowLatency, enableWorker: true, debug: false };
+    // Low latency as deployed: after a stall, play up to 10 % faster back to the target latency
+    // (hls.js's default of 1 never catches up; dash.js and Shaka catch up by default in LL mode).
+    if (lowLatency) config.maxLiveSyncPlaybackRate = 1.1;
     if (liveDelay !== null) config.liveSyncDuration = liveDelay;
     player = new Hls(config);
     player.on(Hls.Events.ERROR, (_event, data) => {
