@@ -195,5 +195,6 @@ def test_real_player_plays_20_s_without_stalls(live: Live, kind: PlayerKind) -> 
     stats = play(kind, url, seconds=20)
     assert stats.started, f"{kind} never started: {stats.fatal_errors} {stats.errors}"
     assert not stats.fatal_errors, stats.fatal_errors
-    assert stats.played_s >= 19, f"{kind} played only {stats.played_s:.1f} s"
-    assert stats.stall_count == 0, f"{kind} stalled: {stats.stalls}"
+    played = f"{kind} played only {stats.played_s:.1f} s: {stats.summary()} {stats.stalls}"
+    assert stats.played_s >= 19, played
+    assert stats.stall_count == 0, f"{kind} stalled: {stats.stalls} {stats.summary()}"
