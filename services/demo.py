@@ -232,6 +232,7 @@ def dash_put_command(
     clock_font: str | None = CLOCK_FONT,
     ts_offset_s: int | None = None,
     put_s: float = SEGMENT_S,
+    persistent: bool = True,
 ) -> list[str]:
     """One FFmpeg process using its DASH muxer to PUT a live CMAF presentation segment by segment.
 
@@ -244,7 +245,12 @@ def dash_put_command(
     writes it into the MPD) turns on a prft box before every moof. ``put_s`` is FFmpeg's segment (and
     GOP) duration, i.e. how long each PUT lasts; the origin still cuts its own segments at the
     channel's target. FFmpeg does not resend a PUT that failed: if an ingest node dies, the rest of
-    each PUT in flight on it is lost, so shorter PUTs bound that loss.
+    each PUT in flight on it is lost, so shorter PUTs bound that loss. ``persistent=False`` opens a
+    connection per PUT: needed behind a front with several ingest nodes, because once a reused
+    connection broke on a dying node FFmpeg fails every later PUT of that track ("URL read error:
+    End of file"). Straight to one node keep it on: without it FFmpeg closes its socket right after
+    a PUT's last chunk, and a server may see the close before the body's end (the front's nginx is
+    told to finish such requests). ``ignore_io_errors``: a failed PUT costs that PUT, not the stream.
     """
     if not ladder:
         raise ValueError("the ladder needs at least one rendition")
@@ -264,12 +270,8 @@ def dash_put_command(
         "-f", "dash", "-seg_duration", f"{put_s:g}", "-streaming", "1", "-ldash", "1", *chunking,
         "-use_timeline", "0", "-use_template", "1", "-format_options", movflags,
         "-adaptation_sets", sets, "-window_size", str(window_size), "-extra_window_size", "2",
-        # A new connection per request: after a PUT broken by a dying ingest node, FFmpeg's reused
-        # (http_persistent) connection fails every later request of that track ("URL read error: End
-        # of file"), while a fresh one lands on a live node through the front. With ignore_io_errors a
-        # failed PUT costs that segment's rest, not the stream.
-        "-method", "PUT", "-http_persistent", "0", "-timeout", f"{RW_TIMEOUT_US / 1e6:g}",
-        "-ignore_io_errors", "1",
+        "-method", "PUT", "-http_persistent", "1" if persistent else "0",
+        "-timeout", f"{RW_TIMEOUT_US / 1e6:g}", "-ignore_io_errors", "1",
         ingest_url(base_url, channel, "manifest.mpd"),
     ]  # fmt: skip
     return argv

@@ -125,6 +125,7 @@ def test_low_latency_players_survive_killed_nodes(cluster: Cluster, tmp_path: Pa
         ladder=LADDER[-1:],
         fragment_s=0.48,
         put_s=0.48,
+        persistent=False,  # a connection per PUT: see dash_put_command
         ts_offset_s=wallclock_offset_s(),
     )
     pusher = run_pusher(command, log_path=tmp_path / "ffmpeg.log")

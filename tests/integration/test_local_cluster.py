@@ -114,6 +114,7 @@ def test_stream_through_front_survives_a_killed_packager(
                 cluster.kill(victim)
                 assert _segments(client, cluster, "cl", wait=False) == 3  # by the other one, at once
                 cluster.start(victim)
+                time.sleep(2.2)  # nginx sends it traffic again only after fail_timeout (2 s)
             _push(client, cluster.front_url, "cl", 6)  # duplicates of 0..3 are accepted, 4 and 5 new
             _wait_segments(client, cluster, "cl", 5)
     assert all(start_time(pid) is None for pid in pids.values())
