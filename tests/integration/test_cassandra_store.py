@@ -14,7 +14,6 @@ from cassandra.cluster import Session
 
 from services.shared.channels import ChannelConfig, TrackRecord
 from services.shared.errors import StoreError, StoreUnavailable
-from services.shared.media.models import TrackInfo
 from services.shared.store import cassandra_schema as schema
 from services.shared.store.base import CommitResult, Store
 from services.shared.store.cassandra import CassandraStore
@@ -22,16 +21,8 @@ from services.shared.store.codec import to_json
 from services.shared.timeline import FragmentEntry
 from tests.integration.conftest import StoreFactory
 from tests.integration.servers import CassandraServer
+from tests.shared.entries import INFO
 
-INFO = TrackInfo(
-    track_id=1,
-    handler="vide",
-    sample_entry="avc1",
-    codec="avc1.64001f",
-    timescale=90000,
-    decoder_config=b"\x01\x64",
-    par=(1, 1),
-)
 HOUR_MS = 3_600_000
 SECOND = 90000  # ticks
 

@@ -19,7 +19,6 @@ from services.settings import Settings
 from services.shared.announce import AnnounceSender, listen
 from services.shared.channels import ChannelConfig, TrackRecord
 from services.shared.follow import AnnouncingSignal, FollowedStore, Follower
-from services.shared.media.models import TrackInfo
 from services.shared.signal import LocalSignal
 from services.shared.store.cassandra import CassandraStore
 from services.shared.store.index import Learned
@@ -29,16 +28,8 @@ from tests.asgi import call
 from tests.integration.conftest import StoreFactory
 from tests.integration.servers import CassandraServer
 from tests.media.builders import make_fragment, make_header
+from tests.shared.entries import INFO
 
-INFO = TrackInfo(
-    track_id=1,
-    handler="vide",
-    sample_entry="avc1",
-    codec="avc1.64001f",
-    timescale=90000,
-    decoder_config=b"\x01\x64",
-    par=(1, 1),
-)
 SECOND = 90000  # ticks
 
 

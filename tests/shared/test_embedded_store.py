@@ -1,35 +1,16 @@
 from pathlib import Path
 
 from services.shared.channels import ChannelConfig, TrackRecord
-from services.shared.media.models import TrackInfo
 from services.shared.store.base import CommitResult
 from services.shared.store.embedded import EmbeddedStore
 from services.shared.timeline import FragmentEntry
-
-INFO = TrackInfo(
-    track_id=1,
-    handler="vide",
-    sample_entry="avc1",
-    codec="avc1.64001f",
-    timescale=90000,
-    decoder_config=b"\x01\x64",
-    par=(1, 1),
-)
+from tests.shared import entries
+from tests.shared.entries import INFO
 
 
 def entry(t: int, *, filler: bool = False, size: int = 3) -> FragmentEntry:
-    return FragmentEntry(
-        decode_time=t,
-        duration_ticks=180000,
-        sample_count=50,
-        independent=True,
-        segment_number=t // 180000,
-        segment_start=t,
-        part_number=0,
-        size=size,
-        ingest_time_ms=1,
-        filler=filler,
-    )
+    """A 2 s, 50-frame fragment at ``t``."""
+    return entries.entry(t, duration=180000, samples=50, filler=filler, size=size)
 
 
 class Clock:

@@ -20,22 +20,9 @@ from services.shared.follow import AnnouncingSignal, FollowedStore, Follower
 from services.shared.signal import LocalSignal
 from services.shared.store.index import Learned
 from services.shared.timeline import FragmentEntry
+from tests.shared.entries import entry
 
 ME, PEER = 1, 2
-
-
-def entry(t: int) -> FragmentEntry:
-    return FragmentEntry(
-        decode_time=t,
-        duration_ticks=10,
-        sample_count=1,
-        independent=True,
-        segment_number=t // 10,
-        segment_start=t,
-        part_number=0,
-        size=3,
-        ingest_time_ms=1,
-    )
 
 
 @dataclass

@@ -6,35 +6,10 @@ from __future__ import annotations
 import pytest
 
 from services.shared.channels import ChannelConfig, TrackRecord
-from services.shared.media.models import TrackInfo
 from services.shared.store.base import CommitResult
 from services.shared.store.index import Learned, StoreIndex
-from services.shared.timeline import FragmentEntry, TrackTimeline
-
-INFO = TrackInfo(
-    track_id=1,
-    handler="vide",
-    sample_entry="avc1",
-    codec="avc1.64001f",
-    timescale=90000,
-    decoder_config=b"\x01\x64",
-    par=(1, 1),
-)
-
-
-def entry(t: int, *, filler: bool = False) -> FragmentEntry:
-    return FragmentEntry(
-        decode_time=t,
-        duration_ticks=10,
-        sample_count=1,
-        independent=True,
-        segment_number=t // 10,
-        segment_start=t,
-        part_number=0,
-        size=3,
-        ingest_time_ms=1,
-        filler=filler,
-    )
+from services.shared.timeline import TrackTimeline
+from tests.shared.entries import INFO, entry
 
 
 def loaded(*times: int) -> StoreIndex:
