@@ -244,13 +244,14 @@ def dash_put_command(
     is its own moof + mdat (FFmpeg's ``-streaming 1``). ``utc_timing_url`` (any URL; FFmpeg only
     writes it into the MPD) turns on a prft box before every moof. ``put_s`` is FFmpeg's segment (and
     GOP) duration, i.e. how long each PUT lasts; the origin still cuts its own segments at the
-    channel's target. FFmpeg does not resend a PUT that failed: if an ingest node dies, the rest of
-    each PUT in flight on it is lost, so shorter PUTs bound that loss. ``persistent=False`` opens a
-    connection per PUT: needed behind a front with several ingest nodes, because once a reused
-    connection broke on a dying node FFmpeg fails every later PUT of that track ("URL read error:
-    End of file"). Straight to one node keep it on: without it FFmpeg closes its socket right after
-    a PUT's last chunk, and a server may see the close before the body's end (the front's nginx is
-    told to finish such requests). ``ignore_io_errors``: a failed PUT costs that PUT, not the stream.
+    channel's target. FFmpeg does not resend a PUT that failed; the cluster front takes each PUT whole
+    and delivers it again if its ingest node dies, so nothing is lost there, but a PUT reaches the
+    origin only once complete: behind the front ``put_s`` adds to the latency. ``persistent=False``
+    opens a connection per PUT: once a reused connection broke (a node dying with no front between)
+    FFmpeg fails every later PUT of that track ("URL read error: End of file"). Straight to one
+    node keep it on: without it FFmpeg closes its socket right after a PUT's last chunk, and a
+    server may see the close before the body's end (the front's nginx is told to finish such
+    requests). ``ignore_io_errors``: a failed PUT costs that PUT, not the stream.
     """
     if not ladder:
         raise ValueError("the ladder needs at least one rendition")

@@ -7,8 +7,19 @@ Routing (the same paths as ``headwater serve``):
   and the request goes to the next one on the ring at once (``proxy_next_upstream``); its channels
   move there. Responses stream through unbuffered (LL-DASH sends in-progress segments chunked) and
   blocking playlist reloads may be held for seconds (read timeout 30 s).
-- ``/ingest/...`` → the ingest nodes, round robin, request bodies streamed through unbuffered with no
-  size limit (FFmpeg's long-running chunked POST), HTTP/1.1 to the node.
+- ``/ingest/...`` → the ingest nodes, round robin, HTTP/1.1 to the node. Two kinds of request:
+
+  - a long-running chunked POST to ``.../Streams(<name>)`` (a whole track) is streamed through
+    unbuffered with no size limit; if its node dies the encoder reconnects (DASH-IF ingest 6.x).
+  - every other request is one object (a CMAF header, segment or chunk, an MPD): the front takes the
+    whole body from the encoder first, then delivers it, and if the ingest node dies or fails before
+    answering (connection error, timeout, 502/503/504) delivers the same body to the next one. So an
+    ingest node's death loses nothing the encoder sent: encoders such as FFmpeg never resend a PUT.
+    Ingest is idempotent (a fragment already on the timeline is a duplicate, whichever node committed
+    it), so re-delivering a POST (``non_idempotent``) is safe. The price: a chunked PUT reaches the
+    node only once the encoder has sent all of it, so low-latency encoders behind the front send each
+    CMAF chunk as its own PUT (what ``tests/integration/test_cluster_live.py`` does) rather than one
+    long chunked PUT per segment.
 - everything else (``/api/``, ``/healthz``, ``/readyz``, ``/metrics``) → every node, round robin.
 
 Every response names the node that answered it (``X-Upstream``). Upstream connections are kept
@@ -30,6 +41,12 @@ CONNECT_TIMEOUT = "500ms"
 LIVE_READ_TIMEOUT = "30s"
 #: Longest an ingest node may stay silent once the request is sent (and between body writes).
 INGEST_TIMEOUT = "60s"
+#: A whole object is committed in milliseconds; a node silent this long gets the body re-delivered elsewhere.
+OBJECT_TIMEOUT = "10s"
+#: Largest object the front takes (the channels' default ``max_object_bytes``); bigger is a 413.
+MAX_OBJECT = "64m"
+#: Object bodies up to this size stay in memory; larger ones go to a temp file under the run directory.
+OBJECT_BUFFER = "1m"
 
 
 def render(topology: Topology, *, run_dir: Path, run_as_root: bool = False, workers: int = 1) -> str:
@@ -98,10 +115,22 @@ def render(topology: Topology, *, run_dir: Path, run_as_root: bool = False, work
         "        }\n"
         "        location /ingest/ {\n"
         "            proxy_pass http://ingest;\n"
-        "            proxy_request_buffering off;\n"
+        "            proxy_request_buffering on;\n"
+        f"            client_body_buffer_size {OBJECT_BUFFER};\n"
+        f"            client_max_body_size {MAX_OBJECT};\n"
         "            proxy_buffering off;\n"
         # FFmpeg without http_persistent closes its socket right after the last chunk of a PUT,
         # without waiting for the answer: nginx must still deliver that body to the node whole.
+        "            proxy_ignore_client_abort on;\n"
+        "            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;\n"
+        "            proxy_next_upstream_tries 3;\n"
+        f"            proxy_read_timeout {OBJECT_TIMEOUT};\n"
+        f"            proxy_send_timeout {OBJECT_TIMEOUT};\n"
+        "        }\n"
+        "        location ~ ^/ingest/.*Streams\\( {\n"
+        "            proxy_pass http://ingest;\n"
+        "            proxy_request_buffering off;\n"
+        "            proxy_buffering off;\n"
         "            proxy_ignore_client_abort on;\n"
         "            client_max_body_size 0;\n"
         f"            proxy_read_timeout {INGEST_TIMEOUT};\n"

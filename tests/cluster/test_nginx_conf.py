@@ -66,14 +66,23 @@ def test_rules() -> None:
     assert "proxy_next_upstream_tries 3;" in live
     read_timeout = int(live.split("proxy_read_timeout ")[1].split("s;")[0])
     assert read_timeout >= 30
-    ingest_location = _block(text, "location /ingest/")
+    objects = _block(text, "location /ingest/")
+    for rule in (
+        "proxy_pass http://ingest;",
+        "proxy_request_buffering on;",
+        "proxy_ignore_client_abort on;",
+        "proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;",
+    ):
+        assert rule in objects
+    streams = _block(text, "location ~ ^/ingest/.*Streams\\(")
     for rule in (
         "proxy_pass http://ingest;",
         "proxy_request_buffering off;",
         "proxy_ignore_client_abort on;",
         "client_max_body_size 0;",
     ):
-        assert rule in ingest_location
+        assert rule in streams
+    assert "proxy_next_upstream" not in streams
     assert "proxy_pass http://nodes;" in _block(text, "location /")
     server = text[text.index("    server {") :]
     for rule in (
@@ -112,6 +121,9 @@ class _Backend(http.server.ThreadingHTTPServer):
     def __init__(self, port: int, name: str) -> None:
         self.name = name
         self.connections: set[socket.socket] = set()
+        self.bodies: list[bytes] = []
+        self.crash_on_body = False
+        self.first_chunk = threading.Event()
         super().__init__(("127.0.0.1", port), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -138,6 +150,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_PUT(self) -> None:
+        self.do_POST()
+
+    def do_POST(self) -> None:
+        """Records the body; a crashing backend takes it whole and dies before answering."""
+        if self.headers.get("Transfer-Encoding") == "chunked":  # streamed through: note the 1st chunk
+            size = int(self.rfile.readline(), 16)
+            self.server.bodies.append(self.rfile.read(size))
+            self.server.first_chunk.set()
+            self.close_connection = True
+            return
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.bodies.append(body)
+        if self.server.crash_on_body:
+            self.connection.shutdown(socket.SHUT_RDWR)  # like a SIGKILL: no answer at all
+            self.close_connection = True
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.server.name)))
+        self.end_headers()
+        self.wfile.write(self.server.name.encode())
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -210,3 +244,72 @@ def test_front_routes_by_channel_and_fails_over(tmp_path: Path) -> None:
             assert victim not in moved.values()
             # only the dead packager's channels moved (consistent hashing)
             assert all(moved[ch] == owner[ch] for ch in channels if owner[ch] != victim)
+
+
+def _chunked(first: bytes, rest: bytes, go: threading.Event) -> Iterator[bytes]:
+    """A chunked request body: ``first``, then ``rest`` once ``go`` is set (or after 3 s)."""
+    yield first
+    go.wait(3)
+    yield rest
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])  # POST: not idempotent to nginx, told it is here
+def test_front_redelivers_an_object_whose_ingest_node_dies(tmp_path: Path, method: str) -> None:
+    """A per-segment PUT/POST is taken whole by the front, then delivered; a node that dies before
+    answering costs nothing: the same body goes to the next ingest node."""
+    topology = _topology(free_ports(10))
+    first, second = topology.ingest
+    body = bytes(range(256)) * 4096  # 1 MiB: past the in-memory buffer, so from a temp file
+    at_once = threading.Event()
+    at_once.set()
+    crashed = 0
+    with contextlib.ExitStack() as stack:
+        backends = {n.name: stack.enter_context(_backend(n.port, n.name)) for n in topology.nodes}
+        backends[first.name].crash_on_body = True
+        front = stack.enter_context(_nginx(tmp_path, topology))
+        _wait(f"{front}/healthz")
+        with httpx.Client(timeout=10) as client:
+            for _ in range(2):  # round robin: one of the two goes to the dying node
+                for backend in backends.values():
+                    backend.bodies.clear()
+                answer = client.request(
+                    method, f"{front}/ingest/ch/chunk-stream0-00001.m4s",
+                    content=_chunked(body[:1000], body[1000:], at_once),
+                )  # fmt: skip
+                assert answer.status_code == 200, answer.text
+                assert answer.text == second.name  # the survivor answered
+                assert backends[second.name].bodies == [body]  # the whole body, once
+                assert backends[first.name].bodies in ([], [body])
+                crashed += len(backends[first.name].bodies)
+    assert crashed == 1, "round robin never picked the dying node"
+
+
+def test_front_streams_a_long_running_post_through(tmp_path: Path) -> None:
+    """``Streams(<name>)`` is a whole track in one POST: its bytes reach the node as they are sent
+    (the rest of the body is held back until the first chunk has arrived, or 3 s)."""
+    topology = _topology(free_ports(10))
+    with contextlib.ExitStack() as stack:
+        backends = {n.name: stack.enter_context(_backend(n.port, n.name)) for n in topology.nodes}
+        ingest = [backends[n.name] for n in topology.ingest]
+        front = stack.enter_context(_nginx(tmp_path, topology))
+        _wait(f"{front}/healthz")
+        arrived = threading.Event()
+
+        def watch() -> None:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not arrived.is_set():
+                if any(backend.first_chunk.is_set() for backend in ingest):
+                    arrived.set()
+                time.sleep(0.01)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        with httpx.Client(timeout=10) as client, contextlib.suppress(httpx.HTTPError):
+            # the stand-in hangs up after the first chunk
+            client.post(
+                f"{front}/ingest/ch/Streams(video.cmfv)",
+                content=_chunked(b"ftyp" * 10, b"moof" * 10, arrived),
+            )
+        watcher.join()
+        assert arrived.is_set(), "the first chunk did not reach a node before the body ended"
+        assert [b for backend in ingest for b in backend.bodies] == [b"ftyp" * 10]

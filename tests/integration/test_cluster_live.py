@@ -4,9 +4,10 @@ A real local cluster (the runner behind ``headwater cluster up``): nginx front, 
 2 packagers, memcached, the session's Cassandra. FFmpeg pushes through the front with
 ``-ldash 1 -streaming 1`` and 0.5 s chunks; hls.js and dash.js, both in low-latency mode, play
 through the front in headless Chromium, one at a time; during each, the packager that owns the
-channel is SIGKILLed (then, for hls.js, an ingest node too). Up to the ingest node's death players
-must not stall for more than 1 s; after it (FFmpeg loses the PUT in flight) for more than 4 s;
-hls.js stays within 3 s of the live edge (EXT-X-PROGRAM-DATE-TIME), on average and at the end.
+channel is SIGKILLed, then an ingest node. Players must not stall for more than 1 s: the front
+re-delivers the PUT a dying ingest node was taking to the other one (FFmpeg never resends), and the
+new owner packager serves from the shared store. hls.js stays within 3 s of the live edge
+(EXT-X-PROGRAM-DATE-TIME), on average and at the end.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ CHANNEL = "ll"
 PLAY_S = 32
 KILL_AFTER_S = 9
 MAX_STALL_S = 1.0
-MAX_INGEST_LOSS_STALL_S = 4.0  # see _check: the issue's goal is 1 s; not met after an ingest death
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +72,10 @@ class Played:
 
 
 def _play_through_kills(
-    cluster: Cluster, client: httpx.Client, kind: PlayerKind, url: str, ingest: str | None
+    cluster: Cluster, client: httpx.Client, kind: PlayerKind, url: str, ingest: str
 ) -> Played:
     """Play ``url``; SIGKILL the channel's packager ``KILL_AFTER_S`` into it and the ``ingest`` node
-    (if any) ``KILL_AFTER_S`` later; start them again once the player is done."""
+    ``KILL_AFTER_S`` later; start them again once the player is done."""
     base = f"{cluster.front_url}/live/{CHANNEL}"
     owner = _owner(client, cluster, base)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -84,13 +84,11 @@ def _play_through_kills(
         cluster.kill(owner)
         packager_killed_ms = time.time() * 1000
         time.sleep(KILL_AFTER_S)
-        if ingest is not None:
-            cluster.kill(ingest)
-        ingest_killed_ms = time.time() * 1000 if ingest is not None else float("inf")
+        cluster.kill(ingest)
+        ingest_killed_ms = time.time() * 1000
         stats = playing.result()
     assert _owner(client, cluster, base) != owner, "the front did not move the channel"
-    if ingest is not None:
-        cluster.start(ingest)
+    cluster.start(ingest)
     cluster.start(owner)
     started_ms = float(stats.raw.get("playbackStartedEpochMs") or ingest_killed_ms)
     return Played(stats, (packager_killed_ms - started_ms) / 1000, (ingest_killed_ms - started_ms) / 1000)
@@ -104,21 +102,28 @@ def _check(played: Played) -> None:
     summary += f"{played.ingest_killed_at_s:.1f} s (ingest)"
     assert stats.started and not stats.fatal_errors, summary
     assert played.packager_killed_at_s > 0, f"the packager died before playback started: {summary}"
-    # Up to the ingest node's death, the owner's death included: no stall over 1 s.
-    before = [s for s in stats.stalls if s.at_s < played.ingest_killed_at_s]
-    assert all(s.duration_s <= MAX_STALL_S for s in before), summary
-    # What the dead ingest node was receiving is lost (FFmpeg does not resend a PUT): the player
-    # skips that hole and goes on; the stall it may cost is bounded, and playback continues.
-    after = [s for s in stats.stalls if s.at_s >= played.ingest_killed_at_s]
-    assert all(s.duration_s <= MAX_INGEST_LOSS_STALL_S and not s.ongoing for s in after), summary
+    assert played.ingest_killed_at_s > played.packager_killed_at_s, summary
+    assert all(s.duration_s <= MAX_STALL_S and not s.ongoing for s in stats.stalls), summary
     assert stats.played_s >= PLAY_S - 5, summary
+
+
+def _assert_no_hole(client: httpx.Client, base: str) -> None:
+    """Every track's timeline is whole since the stream started: an HLS media playlist (the DVR
+    window covers the whole run) has a PROGRAM-DATE-TIME on its first segment and on every segment
+    after a time gap, so exactly one means no fragment was lost to a dying node."""
+    master = m3u8.loads(client.get(f"{base}/hls/index.m3u8").text)
+    uris = [p.uri for p in master.playlists] + [m.uri for m in master.media if m.uri]
+    assert len(uris) == 2, master.dumps()  # the video rendition and the audio
+    for uri in uris:
+        text = client.get(f"{base}/hls/{uri}").text
+        assert text.count("#EXT-X-PROGRAM-DATE-TIME:") == 1, f"{uri} has a hole:\n{text}"
 
 
 def test_low_latency_players_survive_killed_nodes(cluster: Cluster, tmp_path: Path) -> None:
     base = f"{cluster.front_url}/live/{CHANNEL}"
-    # One chunk per PUT: FFmpeg never resends a PUT broken by a dying ingest node, so the PUT length
-    # bounds what is lost. 0.48 s = 12 frames at 25 fps (GOPs and chunks); the origin still makes
-    # ~2 s segments of 4 parts from them.
+    # One chunk per PUT: the front takes a PUT whole before delivering it (so that it can deliver it
+    # again), so a longer chunked PUT would reach the origin only at its end. 0.48 s = 12 frames at
+    # 25 fps (GOPs and chunks); the origin still makes ~2 s segments of 4 parts from them.
     command = dash_put_command(
         cluster.front_url,
         CHANNEL,
@@ -134,15 +139,14 @@ def test_low_latency_players_survive_killed_nodes(cluster: Cluster, tmp_path: Pa
             _wait_for_parts(client, base)
             # one player at a time: two Chromiums, FFmpeg and the cluster would overload the 2 cores
             hls = _play_through_kills(cluster, client, "hls", f"{base}/hls/index.m3u8", "ingest-1")
-            # dash.js: the packager only. After an ingest node's death the MPD's in-progress segment
-            # (listed at its expected length) ends short of it, and dash.js 5.2.1 looks for the next
-            # segment where it expected it and stalls for up to ~10 s: open work (issue note).
-            dash = _play_through_kills(cluster, client, "dash", f"{base}/dash/manifest.mpd", None)
+            dash = _play_through_kills(cluster, client, "dash", f"{base}/dash/manifest.mpd", "ingest-2")
             assert pusher.poll() is None, "FFmpeg gave up after an ingest node died"
+            _assert_no_hole(client, base)
     finally:
         stop_pusher(pusher)
-    _check(hls)
-    _check(dash)
+    for played in (hls, dash):
+        print(f"\n{played.stats.summary()} stalls={played.stats.stalls}")  # shown with pytest -s
+        _check(played)
     # Latency is a steady-state figure: a stall (allowed, <= 1 s) adds its length until hls.js has
     # caught up again, so the run's mean and its last sample (recovered) are what must hold.
     latency = hls.stats.pdt_latency
