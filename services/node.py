@@ -205,6 +205,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Node:
             # auto-create only without auth: with an admin key, channels are created through the API
             auto_create=settings.auto_create and settings.admin_key is None,
             idle_timeout_s=settings.idle_timeout_s,
+            header_wait_s=settings.header_wait_s,
         ),
     )
     packager = PackagerService(store=store, signal=signal, metrics=metrics)

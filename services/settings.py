@@ -15,6 +15,7 @@ class Settings:
     data_dir: Path = Path(".headwater-data")
     auto_create: bool = True  # HEADWATER_AUTO_CREATE
     idle_timeout_s: float = 10.0  # HEADWATER_IDLE_TIMEOUT_S: a silent sender is cut off mid-body
+    header_wait_s: float = 2.0  # HEADWATER_HEADER_WAIT_S: a fragment waits for its init/MPD, then 412
     admin_key: str | None = None  # HEADWATER_ADMIN_KEY: control API bearer key
     sweep_interval_s: float = 10.0  # HEADWATER_SWEEP_INTERVAL_S: TTL sweep of the embedded store
     log_level: str = "info"
@@ -57,6 +58,7 @@ class Settings:
             data_dir=Path(get("DATA_DIR") or base.data_dir),
             auto_create=(get("AUTO_CREATE") or "1").lower() not in ("0", "false", "no"),
             idle_timeout_s=float(get("IDLE_TIMEOUT_S") or base.idle_timeout_s),
+            header_wait_s=float(get("HEADER_WAIT_S") or base.header_wait_s),
             admin_key=get("ADMIN_KEY") or None,
             sweep_interval_s=float(get("SWEEP_INTERVAL_S") or base.sweep_interval_s),
             log_level=get("LOG_LEVEL") or base.log_level,

@@ -22,6 +22,9 @@ from services.shared.media.reader import FragmentReceived, HeaderReceived
 
 log = logging.getLogger("headwater.ingest")
 MAX_MANIFEST_BYTES = 1024 * 1024
+_BOX_HEADER = 8  # size + type
+# Boxes a CMAF fragment (or a segment of them) may start with: its track's header must be known.
+_FRAGMENT_BOXES = frozenset({b"styp", b"sidx", b"prft", b"emsg", b"moof"})
 
 
 class ClientGone(Exception):
@@ -96,10 +99,14 @@ class IngestApp:
             return f"manifest accepted: {len(manifest.representations)} representations"
         writer = await self.service.writer(channel, track, path)
         per_request_limit = None if "Streams(" in path else channel.max_object_bytes
+        if writer.header is None and per_request_limit is not None:
+            head, chunks = await _peek(chunks, _BOX_HEADER)
+            if head[4:_BOX_HEADER] in _FRAGMENT_BOXES:  # a fragment first: its header may be in flight
+                writer = await self.service.writer_once_headed(channel, path, writer)
         received = await self._stream(chunks, writer, per_request_limit)
         if received == 0:
             return f"channel {channel.name} accepts ingest"
-        return f"track {track}: {writer.committed} fragments committed, {writer.duplicates} duplicates"
+        return f"track {writer.track}: {writer.committed} fragments committed, {writer.duplicates} duplicates"
 
     async def _stream(self, chunks: AsyncIterator[bytes], writer: TrackWriter, limit: int | None) -> int:
         reader = writer.reader()
@@ -117,6 +124,27 @@ class IngestApp:
         if received:
             reader.close()
         return received
+
+
+async def _peek(chunks: AsyncIterator[bytes], size: int) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The body's first ``size`` bytes (fewer if it is shorter), and the whole body still to read."""
+    head: list[bytes] = []
+    got = 0
+    async for chunk in chunks:
+        head.append(chunk)
+        got += len(chunk)
+        if got >= size:
+            break
+    first = b"".join(head)
+
+    async def whole() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        if got >= size:
+            async for chunk in chunks:
+                yield chunk
+
+    return first[:size], whole()
 
 
 async def _read_all(chunks: AsyncIterator[bytes], limit: int) -> bytes:

@@ -6,6 +6,7 @@ No HTTP here: ``app.IngestApp`` feeds request bytes through a ``CmafReader`` and
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable
@@ -62,6 +63,10 @@ def track_from_path(path: str, manifest: IngestManifest | None) -> str:
 class IngestSettings:
     auto_create: bool = True  # create a channel on its first ingest (only without auth)
     idle_timeout_s: float = 10.0  # a sender silent this long mid-body is cut off (408)
+    # A fragment whose track has no header yet waits this long for its init or MPD (sent at the same
+    # time on another connection, maybe to another ingest node) before the 412.
+    header_wait_s: float = 2.0
+    header_poll_s: float = 0.05
 
 
 @dataclass(slots=True, kw_only=True)
@@ -269,6 +274,23 @@ class IngestService:
             manifest = await self._manifest(channel.name)
             if manifest is not None:
                 writer.header = await self._adopt(channel, manifest, track)
+        return writer
+
+    async def writer_once_headed(self, channel: ChannelConfig, path: str, writer: TrackWriter) -> TrackWriter:
+        """A writer with a header for a per-segment request whose body starts with a fragment.
+
+        An encoder sends its init segment, its MPD and its first segment on separate connections
+        (FFmpeg's DASH muxer does not wait for answers), so behind a round-robin front the segment
+        can reach a node before the MPD that names its track, or the header, is stored. Such a
+        request waits up to ``header_wait_s`` for them, re-resolving the track name from the MPD;
+        after that the writer without a header answers 412 as before.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.header_wait_s
+        while writer.header is None and loop.time() < deadline:
+            await asyncio.sleep(self.settings.header_poll_s)
+            track = await self.track_name(channel.name, path)
+            writer = await self.writer(channel, track, path)
         return writer
 
     async def _stored_header(self, channel: ChannelConfig, track: str) -> CmafHeader | None:

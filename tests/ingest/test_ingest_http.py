@@ -5,6 +5,7 @@ Requests go through the raw ASGI interface so that chunk boundaries, disconnects
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import struct
 from collections.abc import AsyncIterator, Sequence
@@ -41,7 +42,7 @@ HEADER = make_header(track_id=1, timescale=TS)
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    app = create_app(Settings(data_dir=tmp_path, idle_timeout_s=0.3))
+    app = create_app(Settings(data_dir=tmp_path, idle_timeout_s=0.3, header_wait_s=0.3))
     await app.store.open()
     yield app
     await app.store.close()
@@ -99,8 +100,38 @@ async def test_delete_is_accepted_and_ignored(node: Node) -> None:
 
 
 async def test_fragment_before_any_header_is_412(node: Node) -> None:
+    started = asyncio.get_running_loop().time()
     reply = await call(node, "PUT", "/ingest/ch/v/1.m4s", [fragment(0)])
     assert reply.status == 412 and "header" in reply.text
+    assert asyncio.get_running_loop().time() - started >= 0.3  # it waited for its header first
+    assert await node.store.get_tracks("ch") == []
+
+
+MPD = b"""<?xml version="1.0" encoding="utf-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic"><Period id="0" start="PT0.0S">
+ <AdaptationSet id="0" contentType="video"><Representation id="0" mimeType="video/mp4" codecs="avc1.64001f"
+  bandwidth="3000000"><SegmentTemplate timescale="1000000" initialization="init-stream$RepresentationID$.m4s"
+  media="chunk-stream$RepresentationID$-$Number%05d$.m4s" startNumber="1"/></Representation></AdaptationSet>
+</Period></MPD>"""
+
+
+@pytest.mark.parametrize("order", ["init, MPD", "MPD, init"])
+async def test_segment_ahead_of_its_init_and_mpd_waits_for_them(node: Node, order: str) -> None:
+    """FFmpeg's DASH muxer sends init, MPD and segment on separate connections without waiting for
+    answers: behind a round-robin front the segment can arrive first. It waits, then lands on the
+    track the MPD names (not on one named after its file)."""
+    segment = asyncio.create_task(call(node, "PUT", "/ingest/ch/chunk-stream0-00001.m4s", [fragment(0)]))
+    await asyncio.sleep(0.05)
+    first, second = [("/ingest/ch/init-stream0.m4s", HEADER), ("/ingest/ch/manifest.mpd", MPD)][
+        :: 1 if order == "init, MPD" else -1
+    ]
+    assert (await call(node, "PUT", first[0], [first[1]])).status == 200
+    assert not segment.done()
+    assert (await call(node, "PUT", second[0], [second[1]])).status == 200
+    reply = await segment
+    assert reply.status == 200 and "track 0: 1 fragments committed" in reply.text, reply.text
+    assert await committed(node, track="0") == [0]
+    assert [t.name for t in await node.store.get_tracks("ch")] == ["0"]
 
 
 def _with_size(box: bytes, size_field: bytes) -> bytes:
