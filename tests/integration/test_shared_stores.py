@@ -220,6 +220,17 @@ async def test_an_unknown_channel_is_discovered_on_demand(cassandra_stores: Stor
     assert await reader.get_fragment("ch", "v", 2 * SECOND) == b"f2"
 
 
+async def test_every_node_lists_every_channel(cassandra_stores: StoreFactory) -> None:
+    """The control API's channel list is the cluster's, whichever node answers."""
+    lister = await cassandra_stores()  # opened before the channels exist
+    creator = await cassandra_stores()
+    for name in ("b", "a"):
+        await creator.put_channel(ChannelConfig(name=name))
+    assert [c.name for c in await lister.list_channels()] == ["a", "b"]
+    await creator.delete_channel("b")
+    assert [c.name for c in await lister.list_channels()] == ["a"]
+
+
 async def test_unknown_names_cost_one_lookup_per_second(
     cassandra_stores: StoreFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

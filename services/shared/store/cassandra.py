@@ -167,7 +167,11 @@ class CassandraStore:
         return config
 
     async def list_channels(self) -> list[ChannelConfig]:
-        return self._index.list_channels()
+        """Every channel of the cluster, read from Cassandra: other nodes create and delete them."""
+        configs = [from_json(ChannelConfig, config) for (config,) in await self._run("all_channels")]
+        for config in configs:
+            self._index.put_channel(config)
+        return sorted(configs, key=lambda config: config.name)
 
     async def delete_channel(self, name: str) -> None:
         """Contents first, the channel row last: a delete cut short can simply be repeated."""
