@@ -149,16 +149,40 @@ def synthetic_publish(
     base_url: str, channel: str, *, fragments: int = 200, fragment_bytes: int = 500_000, warmup: int = 5
 ) -> LatencySummary:
     """POST a header, ``warmup`` untimed fragments, then ``fragments`` timed ones; see the module doc."""
+    return summarize(publish_samples(base_url, channel, fragments=fragments, fragment_bytes=fragment_bytes,
+                                     warmup=warmup))  # fmt: skip
+
+
+def publish_samples(
+    base_url: str,
+    channel: str,
+    *,
+    fragments: int,
+    fragment_bytes: int = 500_000,
+    warmup: int = 5,
+    per_segment: bool = False,
+    check_url: str | None = None,
+) -> list[int]:
+    """Client-side latencies (ns) of ``fragments`` timed POSTs after ``warmup`` untimed ones.
+
+    ``per_segment``: the header to ``{track}/init.mp4`` and each fragment to ``{track}/{n}.m4s``
+    (DASH-IF per-segment ingest) instead of one ``Streams({track}.cmfv)`` path for all.
+    ``check_url``: where to ask for the fragment count (default ``base_url``).
+    """
     url = urlsplit(base_url)
-    path = f"/ingest/{channel}/Streams({TRACK}.cmfv)"
+    stream = f"/ingest/{channel}/Streams({TRACK}.cmfv)"
+    header_path = f"/ingest/{channel}/{TRACK}/init.mp4" if per_segment else stream
     conn = _Connection(url.hostname or "127.0.0.1", url.port or 80, timeout_s=10.0)
     samples: list[int] = []
     try:
-        with httpx.Client(base_url=base_url, timeout=10.0) as client:
-            status, body, _ = conn.post(path, make_header(track_id=1, handler="vide", timescale=TIMESCALE))
+        with httpx.Client(base_url=check_url or base_url, timeout=10.0) as client:
+            status, body, _ = conn.post(
+                header_path, make_header(track_id=1, handler="vide", timescale=TIMESCALE)
+            )
             if status != 200:
                 raise PublishError(f"header refused: {status} {body.decode(errors='replace').strip()}")
             for number in range(warmup + fragments):
+                path = f"/ingest/{channel}/{TRACK}/{number}.m4s" if per_segment else stream
                 status, body, latency_ns = conn.post(path, synthetic_fragment(number, fragment_bytes))
                 if status != 200:
                     raise PublishError(f"fragment {number}: {status} {body.decode(errors='replace').strip()}")
@@ -168,4 +192,4 @@ def synthetic_publish(
                     samples.append(latency_ns)
     finally:
         conn.close()
-    return summarize(samples)
+    return samples

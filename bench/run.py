@@ -23,6 +23,8 @@
    committing process (``LocalSignal``) and in another one (UDP announcement); its own table too.
 9. Unless ``--skip-blocking``: ``bench.blocking``, the same over HTTP: an LL-HLS blocking playlist
    reload answered after a part's POST, on the same node and on another node; its own table.
+10. Unless ``--skip-front``: ``bench.front``, publish latency straight to a node against through the
+   cluster front's nginx (streamed ``Streams()`` POSTs, and per-segment POSTs it takes whole first).
 
 Every process started here listens on 127.0.0.1 only and is stopped on the way out, on errors and on
 Ctrl-C / SIGTERM too. Timings are printed, never asserted: the exit status says only whether the
@@ -48,6 +50,7 @@ import httpx
 
 from bench import blocking as blocking_bench
 from bench import collapse as collapse_bench
+from bench import front as front_bench
 from bench import store as store_bench
 from bench import wakeup as wakeup_bench
 from bench.cpu import tree_cpu_s, waited_children_cpu_s
@@ -103,6 +106,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--wakeup-commits", type=int, default=500, help="timed commits per way (500)")
     parser.add_argument(
         "--skip-blocking", action="store_true", help="skip the blocking reload benchmark (bench.blocking)"
+    )
+    parser.add_argument(
+        "--skip-front", action="store_true", help="skip the cluster front's publish cost (bench.front)"
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (logs, data, nginx root)"
@@ -256,6 +262,14 @@ def _blocking(args: argparse.Namespace) -> str:
     return "\n" + blocking_bench.markdown(blocking_bench.run()) + "\n"
 
 
+def _front(args: argparse.Namespace) -> str:
+    """The front's publish-cost table (with blank lines around it), or '' with ``--skip-front``."""
+    if args.skip_front:
+        return ""
+    _progress("front: publish straight to a node vs through the cluster front (python -m bench.front)")
+    return "\n" + front_bench.markdown(front_bench.run()) + "\n"
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -289,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_collapse:
         _progress("collapse: 1,000 concurrent GETs of a just-committed segment; TS remux placement")
         collapse_report = collapse_bench.run().markdown()
-    wakeup_report = _wakeup(args) + _blocking(args)
+    wakeup_report = _wakeup(args) + _blocking(args) + _front(args)
     environment = dataclasses.replace(environment, load_end=os.getloadavg())
     report = render(environment, results)
     if not args.skip_store:
