@@ -1,6 +1,7 @@
 """HLS playlists (RFC 8216bis) for CMAF (fMP4) tracks: multivariant and media playlists. Pure.
 
-Builders take a ``ChannelView`` and return the playlist text; routes only send it.
+Builders take a ``ChannelView`` and return the playlist text (the media playlist's together with the
+low-latency schedule it was rendered with); routes only send it.
 
 Rendered with plain string building, not the ``m3u8`` library's model (``m3u8`` stays the parser
 the tests read every output back with). The model cannot say what we need, and is slower:
@@ -47,6 +48,14 @@ _QUERY_SAFE = "-._~%!$&'()*+,;=:@/?"  # RFC 3986 query characters besides letter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MediaPlaylist:
+    """A rendered media playlist and the LL-HLS schedule it follows (None: not low-latency)."""
+
+    text: str
+    schedule: llhls.PartSchedule | None  # the service picks the playlist's Cache-Control from it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Variant:
     bandwidth: int  # sort key: highest first (then track name, for a stable order)
     track: TrackView
@@ -72,7 +81,9 @@ def multivariant_playlist(channel: ChannelView, *, query: str = "") -> str:
     return playlist_text(lines)
 
 
-def media_playlist(channel: ChannelView, track: TrackView, *, query: str = "", skip: bool = False) -> str:
+def media_playlist(
+    channel: ChannelView, track: TrackView, *, query: str = "", skip: bool = False
+) -> MediaPlaylist:
     """The media playlist of one track, ``/live/{ch}/hls/{track}.m3u8``; low-latency when the
     channel is (``llhls.part_schedule``), a delta update when ``skip`` (``_HLS_skip``) is asked for.
 
@@ -104,7 +115,7 @@ def media_playlist(channel: ChannelView, track: TrackView, *, query: str = "", s
         lines += llhls.tail_lines(channel, track, query=encode_query(query))
     if track.ended:
         lines.append("#EXT-X-ENDLIST")
-    return playlist_text(lines)
+    return MediaPlaylist(text=playlist_text(lines), schedule=schedule)
 
 
 def channel_target_s(channel: ChannelView) -> int:

@@ -187,9 +187,9 @@ class PackagerService:
         view = state.views.get(window)
         if view is None:
             view = state.views[window] = self._view(state, window)
-        text, ctype = self._render(state, view, kind, track, query, skip=skip)
+        text, ctype, schedule = self._render(state, view, kind, track, query, skip=skip)
         body = text.encode()
-        if kind == "hls-media" and llhls.part_schedule(view, hls.channel_target_s(view)) is not None:
+        if schedule is not None:
             max_age = 1  # LL-HLS playlists change every part (contract)
         elif kind == "dash" and dash.low_latency(view) is not None:
             max_age = 1  # an LL-DASH MPD lists a new segment one chunk after it starts
@@ -254,20 +254,23 @@ class PackagerService:
 
     def _render(
         self, state: ChannelState, view: ChannelView, kind: str, track: str | None, query: str, *, skip: bool
-    ) -> tuple[str, bytes]:
+    ) -> tuple[str, bytes, llhls.PartSchedule | None]:
+        """The text, its content type and, for a CMAF media playlist, its LL-HLS schedule."""
         if kind == "hls":
-            return hls.multivariant_playlist(view, query=query), CT_M3U8
+            return hls.multivariant_playlist(view, query=query), CT_M3U8, None
         if kind == "hls-ts":
-            return hls_ts.multivariant_playlist(view, query=query), CT_M3U8
+            return hls_ts.multivariant_playlist(view, query=query), CT_M3U8, None
         if kind in ("hls-media", "hls-ts-media"):
             state.track(track or "")
             track_view = next((t for t in view.tracks if t.name == track), None)
             if track_view is None:
                 raise NotYetAvailable(f"track {track!r} has no complete segment in the window yet")
             if kind == "hls-media":
-                return hls.media_playlist(view, track_view, query=query, skip=skip), CT_M3U8
-            return hls_ts.media_playlist(view, self._ts_variant(state, track_view), query=query), CT_M3U8
-        return dash.dash_manifest(view, time_url="time"), CT_MPD
+                playlist = hls.media_playlist(view, track_view, query=query, skip=skip)
+                return playlist.text, CT_M3U8, playlist.schedule
+            ts_track = self._ts_variant(state, track_view)
+            return hls_ts.media_playlist(view, ts_track, query=query), CT_M3U8, None
+        return dash.dash_manifest(view, time_url="time"), CT_MPD, None
 
     def _ts_variant(self, state: ChannelState, track: TrackView) -> TrackView:
         """A TS variant's playlist lists the segments whose muxed audio is stored too."""

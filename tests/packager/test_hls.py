@@ -35,12 +35,17 @@ def test_golden_multivariant() -> None:
 
 def test_golden_media_playlist() -> None:
     ch = golden_channel()
-    assert_golden("media_v720.m3u8", hls.media_playlist(ch, ch.tracks[0]))
+    assert_golden("media_v720.m3u8", hls.media_playlist(ch, ch.tracks[0]).text)
+
+
+def test_media_playlist_without_chunks_has_no_low_latency_schedule() -> None:
+    ch = golden_channel()
+    assert hls.media_playlist(ch, ch.tracks[0]).schedule is None
 
 
 def test_golden_ended_media_playlist() -> None:
     ch = channel(audio("aud_en", "eng", ended=True))
-    assert_golden("media_aud_en_ended.m3u8", hls.media_playlist(ch, ch.tracks[0]))
+    assert_golden("media_aud_en_ended.m3u8", hls.media_playlist(ch, ch.tracks[0]).text)
 
 
 # --- multivariant ---------------------------------------------------------------------------------
@@ -118,12 +123,12 @@ def test_frame_rate_has_three_decimals() -> None:
 def test_media_playlists_read_back() -> None:
     ch = golden_channel()
     for track in ch.tracks:
-        check_media_playlist(ch, track, hls.media_playlist(ch, track))
+        check_media_playlist(ch, track, hls.media_playlist(ch, track).text)
 
 
 def test_pdt_on_first_segment_and_after_a_gap_only() -> None:
     ch = golden_channel()
-    text = hls.media_playlist(ch, ch.tracks[0])
+    text = hls.media_playlist(ch, ch.tracks[0]).text
     playlist = m3u8.loads(text)
     with_pdt = [s.uri for s in playlist.segments if s.program_date_time is not None]
     assert with_pdt == ["../media/v720/324000000.m4s", "../media/v720/324900000.m4s"]  # 5 s hole before it
@@ -132,15 +137,15 @@ def test_pdt_on_first_segment_and_after_a_gap_only() -> None:
 
 def test_ended_track_gets_endlist() -> None:
     ch = channel(audio("a", "eng", ended=True), audio("b", "fra"))
-    assert m3u8.loads(hls.media_playlist(ch, ch.tracks[0])).is_endlist
-    assert not m3u8.loads(hls.media_playlist(ch, ch.tracks[1])).is_endlist
+    assert m3u8.loads(hls.media_playlist(ch, ch.tracks[0]).text).is_endlist
+    assert not m3u8.loads(hls.media_playlist(ch, ch.tracks[1]).text).is_endlist
 
 
 def test_target_duration_rounds_each_extinf_to_nearest() -> None:
     def target(duration_ticks: int, config_ms: int = 2000) -> int:
         track = single_segment(duration_ticks)
         ch = channel(track, config=ChannelConfig(name="demo", segment_duration_ms=config_ms))
-        return int(m3u8.loads(hls.media_playlist(ch, track)).target_duration)
+        return int(m3u8.loads(hls.media_playlist(ch, track).text).target_duration)
 
     assert target(224_999) == 2  # 2.49999 s rounds to 2
     assert target(225_000) == 3  # 2.5 s rounds (half up) to 3
@@ -161,7 +166,7 @@ def test_extinf_sum_is_exact_over_contiguous_segments() -> None:
 def test_empty_track_renders_a_valid_playlist() -> None:
     empty = TrackView(name="v", info=video_info(), segments=(), ended=False)
     ch = channel(empty)
-    playlist = m3u8.loads(hls.media_playlist(ch, empty))
+    playlist = m3u8.loads(hls.media_playlist(ch, empty).text)
     assert (playlist.media_sequence, playlist.target_duration, len(playlist.segments)) == (0, 2, 0)
     assert "BANDWIDTH=0" in hls.multivariant_playlist(ch)
 
@@ -170,7 +175,11 @@ def test_output_is_deterministic() -> None:
     one, two = golden_channel(), golden_channel()
     assert hls.multivariant_playlist(one) == hls.multivariant_playlist(one) == hls.multivariant_playlist(two)
     for a, b in zip(one.tracks, two.tracks, strict=True):
-        assert hls.media_playlist(one, a) == hls.media_playlist(one, a) == hls.media_playlist(two, b)
+        assert (
+            hls.media_playlist(one, a).text
+            == hls.media_playlist(one, a).text
+            == hls.media_playlist(two, b).text
+        )
 
 
 # --- properties -----------------------------------------------------------------------------------
@@ -180,7 +189,7 @@ def test_output_is_deterministic() -> None:
 @given(tracks(), st.integers(min_value=1, max_value=10_000))
 def test_media_playlist_properties(track: TrackView, target_ms: int) -> None:
     ch = channel(track, config=ChannelConfig(name="demo", segment_duration_ms=target_ms))
-    check_media_playlist(ch, track, hls.media_playlist(ch, track))
+    check_media_playlist(ch, track, hls.media_playlist(ch, track).text)
 
 
 def check_media_playlist(ch: ChannelView, track: TrackView, text: str) -> None:

@@ -56,7 +56,9 @@ def test_media_playlist_lists_the_cmaf_segments_as_ts() -> None:
     for track in ch.tracks:
         ts_lines = hls_ts.media_playlist(ch, track).splitlines()
         cmaf_lines = [
-            line for line in hls.media_playlist(ch, track).splitlines() if not line.startswith("#EXT-X-MAP")
+            line
+            for line in hls.media_playlist(ch, track).text.splitlines()
+            if not line.startswith("#EXT-X-MAP")
         ]
         assert ts_lines[1] == "#EXT-X-VERSION:3"
         expected = [
