@@ -100,6 +100,10 @@ def test_names_and_replication_are_checked_before_they_reach_cql() -> None:
     assert "{'class': 'NetworkTopologyStrategy', 'dc1': '3', 'dc2': '3'}" in ddl
 
 
+def test_sync_reads_are_prepared_under_names_of_their_own() -> None:
+    assert not set(schema.statements("ks")) & set(schema.sync_statements("ks"))  # the merge overrides none
+
+
 def test_a_filler_and_its_replacement_in_two_buckets_load_as_the_replacement() -> None:
     filler, real, next_one = entry(0, size=1, filler=True), entry(0, size=2), entry(SECOND, size=3)
     rows = [(to_json(next_one), 50), (to_json(real), 60), (to_json(filler), 40)]

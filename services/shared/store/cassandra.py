@@ -111,7 +111,7 @@ class CassandraStore:
             for ddl in schema.tables_ddl(self._keyspace):
                 await self._cql.execute(ddl, profile=DDL_PROFILE)
             self._st = await self._cql.prepare(
-                schema.statements(self._keyspace) | cassandra_sync.statements(self._keyspace),
+                schema.statements(self._keyspace) | schema.sync_statements(self._keyspace),
                 not_idempotent=schema.NOT_IDEMPOTENT,
             )
             self._st["get_object"].fetch_size = max(1, _PAGE_BYTES // self._chunk_bytes)

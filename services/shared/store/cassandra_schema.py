@@ -168,6 +168,20 @@ def statements(ks: str) -> dict[str, str]:
     }
 
 
+def sync_statements(ks: str) -> dict[str, str]:
+    """The reads ``cassandra_sync.IndexSync`` runs to learn other processes' writes: one channel's
+    config, epoch and track records, and timeline rows with their decode time. Prepared with
+    ``statements``; no name is shared with it."""
+    entries = f"{ks}.timeline WHERE channel = ? AND track = ? AND bucket = ?"
+    return {
+        "channel_config": f"SELECT config FROM {ks}.channels WHERE name = ?",
+        "channel_epoch": f"SELECT epoch_ms FROM {ks}.epochs WHERE channel = ?",
+        "channel_records": f"SELECT record FROM {ks}.tracks WHERE channel = ?",
+        "timed_entries": f"SELECT decode_time, entry, TTL(entry) FROM {entries}",
+        "timed_entries_after": f"SELECT decode_time, entry, TTL(entry) FROM {entries} AND decode_time > ?",
+    }
+
+
 # rows ---------------------------------------------------------------------------------------------
 
 

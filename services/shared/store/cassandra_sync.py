@@ -44,19 +44,8 @@ _CONCURRENCY = 16
 #: Discoveries remembered at most (a flood of made-up names must not grow memory without bound).
 _MAX_LOOKED = 10_000
 
+#: Runs a prepared statement by name; the names here are ``cassandra_schema.sync_statements``.
 Run = Callable[..., Awaitable[list[Any]]]
-
-
-def statements(ks: str) -> dict[str, str]:
-    """The reads of one channel and of timeline rows with their decode time, prepared with the rest."""
-    entries = f"{ks}.timeline WHERE channel = ? AND track = ? AND bucket = ?"
-    return {
-        "channel_config": f"SELECT config FROM {ks}.channels WHERE name = ?",
-        "channel_epoch": f"SELECT epoch_ms FROM {ks}.epochs WHERE channel = ?",
-        "channel_records": f"SELECT record FROM {ks}.tracks WHERE channel = ?",
-        "timed_entries": f"SELECT decode_time, entry, TTL(entry) FROM {entries}",
-        "timed_entries_after": f"SELECT decode_time, entry, TTL(entry) FROM {entries} AND decode_time > ?",
-    }
 
 
 class IndexSync:
