@@ -15,6 +15,8 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, S
 from cassandra.policies import ExponentialReconnectionPolicy, RoundRobinPolicy
 
 from services.shared.store.cassandra import CassandraStore
+from services.shared.store.memcache import ChunkedCache
+from services.shared.store.write_through import WriteThroughStore
 from tests.integration.servers import CassandraServer, MemcachedServer, running_cassandra, running_memcached
 
 # -- memcached (ChunkedCache, services/shared/store/memcache.py) ------------------------------------
@@ -97,3 +99,36 @@ async def cassandra_stores(cassandra_server: CassandraServer, keyspace: str) -> 
 
 
 # -- end of cassandra -------------------------------------------------------------------------------
+
+
+# -- write-through (WriteThroughStore, services/shared/store/write_through.py) ----------------------
+
+#: A write-through store and the ChunkedCache it writes through.
+WriteThrough = tuple[WriteThroughStore, ChunkedCache]
+WriteThroughFactory = Callable[[], Awaitable[WriteThrough]]
+
+
+@pytest.fixture
+async def write_through_stores(
+    cassandra_server: CassandraServer, keyspace: str, memcached_addresses: list[str]
+) -> AsyncIterator[WriteThroughFactory]:
+    """Opens WriteThroughStores on the test's keyspace, each with its own ChunkedCache on the module's
+    memcached nodes; every one of them is closed after the test."""
+    opened: list[WriteThroughStore] = []
+
+    async def make() -> WriteThrough:
+        durable = CassandraStore(
+            contact_points=[cassandra_server.contact_point], port=cassandra_server.port, keyspace=keyspace
+        )
+        cache = ChunkedCache(memcached_addresses, timeout_s=0.5, retry_down_after_s=0.2)
+        store = WriteThroughStore(durable, cache)
+        await store.open()
+        opened.append(store)
+        return store, cache
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+# -- end of write-through ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ remuxes; a packager taking the channel over reads the owner's segment from memca
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -15,41 +14,16 @@ from services.packager.service import PackagerService
 from services.packager.ts_cache import product_key, ts_inputs
 from services.shared.metrics import Metrics
 from services.shared.signal import LocalSignal
-from services.shared.store.cassandra import CassandraStore
-from services.shared.store.memcache import ChunkedCache
 from services.shared.store.write_through import WriteThroughStore, packaged_key
 from tests.asgi import call
-from tests.integration.servers import CassandraServer, MemcachedServer
+from tests.integration.conftest import WriteThroughFactory
+from tests.integration.servers import MemcachedServer
 from tests.integration.test_memcache import flip_byte, holders
 from tests.media.builders import make_header
 from tests.packager.test_ts_cache import A_TS, AUDIO_FRAGMENT, REORDER, V_TS, aac, video
 
 SAMPLE_BYTES = 12_000  # 50 video samples: a 600 KB segment, two memcached chunks
 START = 2 * V_TS  # the segment every test asks for: the second one
-
-Opened = tuple[WriteThroughStore, ChunkedCache]
-
-
-@pytest.fixture
-async def open_store(
-    cassandra_server: CassandraServer, keyspace: str, memcached_addresses: list[str]
-) -> AsyncIterator[Callable[[], Awaitable[Opened]]]:
-    """Opens WriteThroughStores on the test's keyspace, each with its own ChunkedCache."""
-    opened: list[WriteThroughStore] = []
-
-    async def make() -> Opened:
-        durable = CassandraStore(
-            contact_points=[cassandra_server.contact_point], port=cassandra_server.port, keyspace=keyspace
-        )
-        cache = ChunkedCache(memcached_addresses, timeout_s=0.5, retry_down_after_s=0.2)
-        store = WriteThroughStore(durable, cache)
-        await store.open()
-        opened.append(store)
-        return store, cache
-
-    yield make
-    for store in opened:
-        await store.close()
 
 
 def packager(store: WriteThroughStore) -> PackagerService:
@@ -86,18 +60,18 @@ async def push(app: IngestApp, track: str, body: bytes) -> None:
 
 
 async def test_a_packager_taking_a_channel_over_serves_the_owners_segment_without_remuxing(
-    open_store: Callable[[], Awaitable[Opened]],
+    write_through_stores: WriteThroughFactory,
     memcached_nodes: list[MemcachedServer],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    owner_store, _ = await open_store()
+    owner_store, _ = await write_through_stores()
     await ingest(owner_store)
     owner = packager(owner_store)
     made = await owner.ts_segment("ch", "video", START)
     await owner.ts.drain()  # the share runs in the background
     assert len(made.body) > 600_000 and owner.ts.produced == 1
 
-    taker_store, taker_cache = await open_store()  # opened after the commits: it loads them
+    taker_store, taker_cache = await write_through_stores()  # opened after the commits: it loads them
     reads = count_reads(taker_store, monkeypatch)
     taker = packager(taker_store)
     served = await taker.ts_segment("ch", "video", START)
@@ -123,9 +97,9 @@ async def test_a_packager_taking_a_channel_over_serves_the_owners_segment_withou
 
 
 async def test_a_real_fragment_replacing_filler_gets_a_new_shared_segment(
-    open_store: Callable[[], Awaitable[Opened]],
+    write_through_stores: WriteThroughFactory,
 ) -> None:
-    owner_store, _ = await open_store()
+    owner_store, _ = await write_through_stores()
     app = await ingest(owner_store, video_filler=1)
     owner = packager(owner_store)
     filler = await owner.ts_segment("ch", "video", START)
@@ -135,7 +109,7 @@ async def test_a_real_fragment_replacing_filler_gets_a_new_shared_segment(
     await owner.ts.drain()
     assert real.body != filler.body and owner.ts.produced == 1 and owner.ts.shared_hits == 0
 
-    taker_store, _ = await open_store()
+    taker_store, _ = await write_through_stores()
     taker = packager(taker_store)
     assert (await taker.ts_segment("ch", "video", START)).body == real.body
     assert taker.ts.produced == 0 and taker.ts.shared_hits == 1

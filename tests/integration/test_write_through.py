@@ -6,18 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-
-import pytest
 
 from services.shared.channels import ChannelConfig, TrackRecord
 from services.shared.media.models import TrackInfo
 from services.shared.store.base import CommitResult, Store
-from services.shared.store.cassandra import CassandraStore
-from services.shared.store.memcache import ChunkedCache
-from services.shared.store.write_through import WriteThroughStore, fragment_key, init_key
+from services.shared.store.write_through import fragment_key, init_key
 from services.shared.timeline import FragmentEntry
-from tests.integration.servers import CassandraServer, MemcachedServer
+from tests.integration.conftest import WriteThroughFactory
+from tests.integration.servers import MemcachedServer
 from tests.integration.test_memcache import flip_byte, holders
 
 INFO = TrackInfo(
@@ -30,8 +26,6 @@ INFO = TrackInfo(
     par=None,
 )
 SECOND = 48000
-
-Opened = tuple[WriteThroughStore, ChunkedCache]
 
 
 def entry(t: int, *, size: int, filler: bool = False) -> FragmentEntry:
@@ -49,32 +43,10 @@ def entry(t: int, *, size: int, filler: bool = False) -> FragmentEntry:
     )
 
 
-@pytest.fixture
-async def open_store(
-    cassandra_server: CassandraServer, keyspace: str, memcached_addresses: list[str]
-) -> AsyncIterator[Callable[[], Awaitable[Opened]]]:
-    """Opens WriteThroughStores (each with its own ChunkedCache on the shared memcached nodes)."""
-    opened: list[WriteThroughStore] = []
-
-    async def make() -> Opened:
-        durable = CassandraStore(
-            contact_points=[cassandra_server.contact_point], port=cassandra_server.port, keyspace=keyspace
-        )
-        cache = ChunkedCache(memcached_addresses, timeout_s=0.5, retry_down_after_s=0.2)
-        store = WriteThroughStore(durable, cache)
-        await store.open()
-        opened.append(store)
-        return store, cache
-
-    yield make
-    for store in opened:
-        await store.close()
-
-
 async def test_a_commit_is_durable_and_cached_before_it_is_visible(
-    open_store: Callable[[], Awaitable[Opened]],
+    write_through_stores: WriteThroughFactory,
 ) -> None:
-    store, cache = await open_store()
+    store, cache = await write_through_stores()
     checked: Store = store  # the Protocol, checked by mypy
     data = os.urandom(1_500_000)  # chunked in both Cassandra and memcached
     fragment = entry(0, size=len(data))
@@ -88,9 +60,9 @@ async def test_a_commit_is_durable_and_cached_before_it_is_visible(
 
 
 async def test_concurrent_cold_reads_load_once_and_fill_the_cache(
-    open_store: Callable[[], Awaitable[Opened]],
+    write_through_stores: WriteThroughFactory,
 ) -> None:
-    store, cache = await open_store()
+    store, cache = await write_through_stores()
     await store.put_channel(ChannelConfig(name="ch"))
     data = os.urandom(700_000)
     fragment = entry(SECOND, size=len(data))
@@ -105,9 +77,9 @@ async def test_concurrent_cold_reads_load_once_and_fill_the_cache(
 
 
 async def test_a_replaced_filler_and_a_resent_header_get_new_cache_keys(
-    open_store: Callable[[], Awaitable[Opened]],
+    write_through_stores: WriteThroughFactory,
 ) -> None:
-    store, cache = await open_store()
+    store, cache = await write_through_stores()
     slate = entry(0, size=5, filler=True)
     await store.commit_fragment("ch", "a", slate, b"slate", ttl_s=600)
     assert await store.get_fragment("ch", "a", 0) == b"slate"
@@ -126,16 +98,16 @@ async def test_a_replaced_filler_and_a_resent_header_get_new_cache_keys(
     assert await store.get_init("ch", "nope") is None
 
     # A restarted process reads the same objects through the cache.
-    again, again_cache = await open_store()
+    again, again_cache = await write_through_stores()
     assert await again.get_init("ch", "a") == b"INIT-2"
     assert await again.get_fragment("ch", "a", 0) == b"real"
     assert again_cache.stats.hits == 2
 
 
 async def test_commits_and_reads_carry_on_while_memcached_is_down(
-    open_store: Callable[[], Awaitable[Opened]], memcached_nodes: list[MemcachedServer]
+    write_through_stores: WriteThroughFactory, memcached_nodes: list[MemcachedServer]
 ) -> None:
-    store, cache = await open_store()
+    store, cache = await write_through_stores()
     data = os.urandom(300_000)
     for node in memcached_nodes:
         node.kill()
@@ -154,9 +126,9 @@ async def test_commits_and_reads_carry_on_while_memcached_is_down(
 
 
 async def test_a_chunk_corrupted_in_memcached_is_served_correctly_from_cassandra(
-    open_store: Callable[[], Awaitable[Opened]], memcached_nodes: list[MemcachedServer]
+    write_through_stores: WriteThroughFactory, memcached_nodes: list[MemcachedServer]
 ) -> None:
-    store, cache = await open_store()
+    store, cache = await write_through_stores()
     data = os.urandom(700_000)  # two cache chunks
     e = entry(0, size=len(data))
     await store.commit_fragment("ch", "v", e, data, ttl_s=60)
