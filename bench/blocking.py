@@ -35,6 +35,7 @@ import httpx
 
 from bench.procs import stop_process_group, wait_for_port
 from services.shared.metrics import quantile
+from tests.e2e.origin import wait_until_answers
 from tests.integration.servers import free_ports, running_cassandra
 from tests.media.builders import make_fragment, make_header
 
@@ -113,11 +114,8 @@ def _node(args: list[str], port: int, log: Path) -> Iterator[str]:
         if not wait_for_port(port, proc, timeout_s=60):
             raise RuntimeError(f"headwater serve {' '.join(args)} did not start: see {log}")
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{url}/readyz").status_code != 200:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} never became ready: see {log}")
-            time.sleep(0.2)
+        if not wait_until_answers(f"{url}/readyz", proc, timeout_s=60, interval_s=0.2, request_timeout_s=5):
+            raise RuntimeError(f"{url} never became ready: see {log}")
         yield url
     finally:
         stop_process_group(proc)

@@ -14,17 +14,13 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import httpx
-
-from tests.e2e.origin import free_port
+from tests.e2e.origin import free_port, stop_server, wait_until_answers
 
 
 def serve(port: int, data_dir: Path, *, ts_lru_bytes: int | None) -> None:
@@ -94,23 +90,11 @@ def running_server(data_dir: Path, *args: str) -> Iterator[str]:
     proc = subprocess.Popen([*command, *args], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the bench server did not start: see {data_dir / 'server.log'}")
-            time.sleep(0.1)
+        if not wait_until_answers(f"{base}/healthz", proc):
+            raise RuntimeError(f"the bench server did not start: see {data_dir / 'server.log'}")
         yield base
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_server(proc)
         log.close()
 
 

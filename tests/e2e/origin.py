@@ -1,4 +1,8 @@
-"""Run ``headwater serve`` as a real process on a free loopback port, for end-to-end tests and benches."""
+"""Run ``headwater serve`` as a real process on a free loopback port, for end-to-end tests and benches.
+
+``wait_until_answers`` and ``stop_server`` are the start-up wait and the stop of any such server
+process (``bench.collapse_server`` and ``bench.blocking`` start their own).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until_answers(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    *,
+    timeout_s: float = 20.0,
+    interval_s: float = 0.1,
+    request_timeout_s: float = 1.0,
+) -> bool:
+    """True once a GET of ``url`` answers 200; False as soon as ``proc`` has exited or ``timeout_s``
+    has passed. A transport error (refused while the server starts, a request over
+    ``request_timeout_s``) counts as no answer; the next GET goes ``interval_s`` later."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=request_timeout_s).status_code == 200:
+                return True
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(interval_s)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, up to 10 s to exit, then SIGKILL; nothing if it has exited already."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +99,8 @@ def running_origin(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"headwater serve did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.1)
+        if not wait_until_answers(f"{base}/healthz", proc):
+            raise RuntimeError(f"headwater serve did not start: {log_path.read_text()[-2000:]}")
         yield Origin(base_url=base, process=proc, log_path=log_path)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_server(proc)
