@@ -22,9 +22,15 @@ Timing model:
   longest segment in the window (ms, rounded up), at least one target.
 
 Low latency (LL-DASH, DASH-IF IOP low-latency modes), for the live-edge view of a channel whose
-fragments (CMAF chunks) are shorter than its segments: every track's newest complete segment holds two
-or more fragments (the LL-HLS condition too). Then, as the DASH-IF reference (livesim2) does for
-SegmentTimeline:
+fragments (CMAF chunks) are shorter than its segments: every track has, among its
+``LL_RECENT_SEGMENTS`` newest complete segments, one of two or more fragments (the LL-HLS condition
+too; one segment cut short by a lost chunk does not turn low latency off). Then, as the DASH-IF
+reference (livesim2) does for SegmentTimeline:
+- a hole of up to one target between segments (a chunk the encoder lost) is bridged: the segment
+  before it is listed up to the next one's start. dash.js looks for the next segment at start + d
+  (+ 10 ms) of the segment it loaded, so across an unbridged hole it finds none and waits; across a
+  bridged one it finds the next segment (or, once, the bridged one again) and its gap controller
+  jumps the hole in the media. A longer gap (an outage) keeps its explicit ``t``;
 - the segment in progress is listed as soon as its first chunk is committed, with the duration it is
   expected to reach (``listed_duration``); the next MPD states the real one. dash.js 5 never
   extrapolates a SegmentTimeline (only ``S@r="-1"``, which we do not use), so a segment it is to fetch
@@ -59,6 +65,7 @@ timelines. A track without segments yet is left out (a SegmentTimeline needs at 
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from math import gcd
@@ -114,7 +121,7 @@ def low_latency(channel: ChannelView) -> LowLatency | None:
         return None
     longest = 0
     for track in channel.tracks:
-        if not track.segments or len(track.segments[-1].fragments) < 2:
+        if not any(len(segment.fragments) >= 2 for segment in track.segments[-LL_RECENT_SEGMENTS:]):
             return None
         recent = [*track.segments[-LL_RECENT_SEGMENTS:], *([track.partial] if track.partial else [])]
         for segment in recent:
@@ -148,7 +155,7 @@ def dash_manifest(channel: ChannelView, *, time_url: str) -> str:
         if ll is not None:
             _producer_reference_time(adaptation_set, channel, time_url)
         for track in tracks:
-            _representation(adaptation_set, track, origin_ms, ll)
+            _representation(adaptation_set, track, origin_ms, ll, channel.config.target_ms)
     if not static:
         ET.SubElement(mpd, "UTCTiming", {"schemeIdUri": UTC_TIMING_SCHEME, "value": time_url})
     ET.indent(mpd, space="  ")
@@ -294,7 +301,7 @@ def _picture_aspect_ratio(track: TrackView) -> str | None:
 
 
 def _representation(
-    adaptation_set: ET.Element, track: TrackView, origin_ms: int, ll: LowLatency | None
+    adaptation_set: ET.Element, track: TrackView, origin_ms: int, ll: LowLatency | None, target_ms: int
 ) -> None:
     info = track.info
     attributes = {"id": track.name, "bandwidth": str(track.bitrates.peak), "codecs": info.codec}
@@ -309,7 +316,7 @@ def _representation(
             "AudioChannelConfiguration",
             {"schemeIdUri": AUDIO_CHANNEL_SCHEME, "value": str(info.channels)},
         )
-    _segment_template(representation, track, origin_ms * track.timescale // 1000, ll)
+    _segment_template(representation, track, origin_ms * track.timescale // 1000, ll, target_ms)
 
 
 def _video_attributes(track: TrackView) -> dict[str, str]:
@@ -325,7 +332,7 @@ def _video_attributes(track: TrackView) -> dict[str, str]:
 
 
 def _segment_template(
-    representation: ET.Element, track: TrackView, offset_ticks: int, ll: LowLatency | None
+    representation: ET.Element, track: TrackView, offset_ticks: int, ll: LowLatency | None, target_ms: int
 ) -> None:
     attributes = {
         "timescale": str(track.timescale),
@@ -341,7 +348,8 @@ def _segment_template(
             in_progress = (track.partial.start_time, listed_duration(track, ll.target_ms))
     template = ET.SubElement(representation, "SegmentTemplate", attributes)
     timeline = ET.SubElement(template, "SegmentTimeline")
-    for start, duration, repeat in timeline_runs(track, in_progress=in_progress):
+    bridge = target_ms * track.timescale // 1000
+    for start, duration, repeat in timeline_runs(track, in_progress=in_progress, bridge_ticks=bridge):
         attributes = {} if start is None else {"t": str(start)}
         attributes["d"] = str(duration)
         if repeat:
@@ -350,15 +358,21 @@ def _segment_template(
 
 
 def timeline_runs(
-    track: TrackView, *, in_progress: tuple[int, int] | None = None
+    track: TrackView, *, in_progress: tuple[int, int] | None = None, bridge_ticks: int = 0
 ) -> list[tuple[int | None, int, int]]:
     """SegmentTimeline S entries as (t, d, r): ``t`` only on the first and after a gap; equal,
     contiguous durations folded into ``r`` (number of repeats after the first). ``in_progress``:
-    (start, listed duration) of a segment being written, listed last."""
+    (start, listed duration) of a segment being written, listed last. A gap of at most
+    ``bridge_ticks`` is bridged: the segment before it is listed up to the next one's start."""
+    listed = [(s.start_time, s.duration_ticks) for s in track.segments]
+    listed += [in_progress] if in_progress else []
+    pairs = [
+        (start, following - start if 0 < following - start - duration <= bridge_ticks else duration)
+        for (start, duration), (following, _) in itertools.pairwise(listed)
+    ] + listed[-1:]
     runs: list[tuple[int | None, int, int]] = []
     expected_start: int | None = None
-    pairs = [(s.start_time, s.duration_ticks) for s in track.segments]
-    for start, duration in [*pairs, *([in_progress] if in_progress else [])]:
+    for start, duration in pairs:
         contiguous = start == expected_start
         if contiguous and runs[-1][1] == duration:
             t, d, r = runs[-1]

@@ -1,7 +1,9 @@
 """Low-Latency HLS (RFC 8216bis): partial segments, preload hints, delta updates, blocking reload. Pure.
 
 A channel's media playlists turn low-latency when its fragments (CMAF chunks) are shorter than its
-segments: every track's newest complete segment holds two or more parts. A Partial Segment is a run
+segments: every track has, among its ``RECENT_SEGMENTS`` newest complete segments, one of two or
+more parts (one short segment, e.g. cut by a chunk the encoder lost, does not turn low latency off
+and on again under a player's feet). A Partial Segment is a run
 of consecutive fragments of one segment lasting at least ``MIN_PART_MS`` (so 0.25-0.5 s chunks are one
 part each, while per-frame chunks are grouped into ~0.2 s parts instead of 40 ms ones), or the
 segment's last run. Grouping is a pure function of the stored timeline, so every packager (and every
@@ -117,7 +119,8 @@ def part_schedule(channel: ChannelView, target_s: int) -> PartSchedule | None:
         return None
     longest = 0
     for track in channel.tracks:
-        if not track.segments or len(parts_of(track.segments[-1], track.timescale)) < 2:
+        recent_complete = track.segments[-RECENT_SEGMENTS:]
+        if not any(len(parts_of(segment, track.timescale)) >= 2 for segment in recent_complete):
             return None
         recent = [*track.segments[-RECENT_SEGMENTS:], *([track.partial] if track.partial else [])]
         timescale = track.timescale

@@ -47,6 +47,7 @@ from services.shared.timeline import FragmentEntry, Segment, TrackTimeline
 log = logging.getLogger("headwater.packager")
 CHUNKED = (b"transfer-encoding", b"chunked")
 IDLE_TARGETS = 2  # target durations without a new fragment after which a response is aborted
+RECENT_FRAGMENTS = 32  # fragments before a segment that tell whether its track is chunked (several segments)
 
 
 class StreamAborted(PackagerError):
@@ -110,9 +111,9 @@ class SegmentFeed:
 
 def chunked(timeline: TrackTimeline, segment_start: int) -> bool:
     """Whether the track's segments come in several fragments (CMAF chunks): the segment at
-    ``segment_start`` has two already, or the one before it had (the LL-DASH MPD's condition)."""
-    before = timeline.overlapping(segment_start - 1, segment_start)
-    if before and before[-1].part_number >= 1:
+    ``segment_start`` has two already, or one of the segments just before it had (the LL-DASH MPD's
+    condition; one segment cut short by a lost chunk, or a hole before this one, does not matter)."""
+    if any(entry.part_number >= 1 for entry in timeline.preceding(segment_start, RECENT_FRAGMENTS)):
         return True
     segment = timeline.segment_at(segment_start)
     return segment is not None and len(segment.fragments) >= 2

@@ -179,6 +179,11 @@ class TrackTimeline:
         j = bisect.bisect_left(self._starts, end)
         return tuple(self._entries[i:j]) if i < j else ()
 
+    def preceding(self, time: int, count: int) -> tuple[FragmentEntry, ...]:
+        """The last ``count`` (or fewer) entries that start before ``time``, in order."""
+        j = bisect.bisect_left(self._starts, time)
+        return tuple(self._entries[max(0, j - count) : j])
+
     def drop_before(self, decode_time: int) -> int:
         """Forget entries that end at or before ``decode_time``; returns how many went."""
         i = 0

@@ -12,15 +12,18 @@ from services.shared.channels import ChannelConfig
 
 from .streams import (
     TIME_URL,
+    Frag,
     assert_golden,
     audio,
     channel,
     golden_channel,
+    timeline,
     tracks,
     video,
     video_360,
     video_720,
     video_info,
+    view,
 )
 
 NS = {"mpd": dash.MPD_NAMESPACE}
@@ -56,8 +59,17 @@ def expand(representation: ET.Element) -> list[tuple[int, int]]:
     return pairs
 
 
-def expected(track: TrackView) -> list[tuple[int, int]]:
-    return [(s.start_time, s.duration_ticks) for s in track.segments]
+def expected(track: TrackView, target_ms: int = ChannelConfig(name="x").target_ms) -> list[tuple[int, int]]:
+    """Each segment's (start, duration), a duration reaching over a gap of up to one target to the next
+    segment's start (a lost chunk: players look for the next segment at start + d)."""
+    listed = [(s.start_time, s.duration_ticks) for s in track.segments]
+    bridge = target_ms * track.timescale // 1000
+    for index in range(len(listed) - 1):
+        start, duration = listed[index]
+        following = listed[index + 1][0]
+        if start + duration < following <= start + duration + bridge:
+            listed[index] = (start, following - start)
+    return listed
 
 
 # --- golden files ---------------------------------------------------------------------------------
@@ -245,6 +257,25 @@ def test_timeline_runs_fold_repeats_and_restate_t_after_gaps() -> None:
     assert dash.timeline_runs(video_720()) == [(324_000_000, 180_000, 2), (324_900_000, 180_000, 1)]
     assert dash.timeline_runs(audio("a", "eng")) == [(172_800_000, 96_256, 4)]
     assert dash.timeline_runs(TrackView(name="x", info=video_info(), segments=(), ended=False)) == []
+
+
+def test_a_hole_of_up_to_one_target_is_bridged() -> None:
+    """A lost 0.48 s chunk: the segment before the hole is listed up to the next one's start (dash.js
+    asks for the next segment at start + d); a 5 s outage keeps its gap and restates t."""
+    chunk = 43_200  # 0.48 s at 90 kHz, a keyframe each: a hole starts a new segment
+    starts = [0, chunk, 2 * chunk, 4 * chunk, 5 * chunk, 6 * chunk, 7 * chunk, 7 * chunk + 5 * 90_000 + chunk]
+    frags = [Frag(decode_time=t, duration_ticks=chunk, sample_count=12, size=1) for t in starts]
+    track = view("v", video_info(), timeline(frags, target_ticks=180_000))
+    assert [(s.start_time, s.duration_ticks) for s in track.segments] == [
+        (0, 3 * chunk), (4 * chunk, 4 * chunk)
+    ]  # fmt: skip
+    assert dash.timeline_runs(track, bridge_ticks=180_000) == [(0, 4 * chunk, 1)]
+    assert dash.timeline_runs(track) == [(0, 3 * chunk, 0), (4 * chunk, 4 * chunk, 0)]
+    # the segment in progress (listed at its expected 2 s) after the 5 s outage: not bridged
+    in_progress = (starts[-1], 180_000)
+    assert dash.timeline_runs(track, in_progress=in_progress, bridge_ticks=180_000) == [
+        (0, 4 * chunk, 1), (starts[-1], 180_000, 0)
+    ]  # fmt: skip
 
 
 def test_output_is_deterministic() -> None:

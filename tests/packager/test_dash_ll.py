@@ -1,7 +1,8 @@
 """LL-DASH MPD: low-latency attributes only for a chunked live edge, their values, the in-progress S.
 
-Low latency applies to the live-edge view (``ChannelView.live``) of a channel whose every track's newest
-complete segment holds 2+ fragments; anything else renders exactly as before (golden files).
+Low latency applies to the live-edge view (``ChannelView.live``) of a channel whose every track has a
+segment of 2+ fragments among its newest complete ones; anything else renders exactly as before
+(golden files).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import xml.etree.ElementTree as ET
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.packager import dash
+from services.packager import dash, llhls
 from services.packager.views import ChannelView, TrackView
 from services.shared.channels import ChannelConfig
 
@@ -92,6 +93,28 @@ def test_unchunked_live_mpd_is_unchanged() -> None:
     """Generated before LL-DASH existed: the live edge of an unchunked channel renders byte for byte so."""
     text = dash.dash_manifest(live(unchunked_channel()), time_url=TIME_URL)
     assert_golden("manifest_live_unchunked.mpd", text)
+
+
+def test_a_lost_chunk_keeps_low_latency_and_is_bridged() -> None:
+    """0.5 s chunks, each a keyframe; chunk 9 never came: the segment it was in ends after one chunk
+    and the next starts after the hole. Low latency stays on (LL-DASH and LL-HLS alike) and the MPD
+    lists the short segment up to the next one's start."""
+    chunk = 45_000
+    frags = [
+        Frag(decode_time=VIDEO_START + k * chunk, duration_ticks=chunk, sample_count=12, size=20_000 + k)
+        for k in range(14)
+        if k != 9
+    ]
+    video = view("v", video_info(), timeline(frags, target_ticks=180_000))
+    assert [(s.start_time - VIDEO_START) // chunk for s in video.segments] == [0, 4, 8]
+    assert len(video.segments[-1].fragments) == 1  # the newest complete segment: cut short by the hole
+    assert video.partial is not None and video.partial.start_time == VIDEO_START + 10 * chunk
+    ch = live(channel(video, chunked_audio(chunks=13)))
+    assert dash.low_latency(ch) is not None
+    assert llhls.part_schedule(ch, 2) is not None
+    pairs = expand(representation(render(ch), "v"))
+    assert all(a + d == b for (a, d), (b, _) in itertools.pairwise(pairs))  # no gap left in the MPD
+    assert pairs[2] == (VIDEO_START + 8 * chunk, 2 * chunk)  # the short segment reaches the next one
 
 
 def test_low_latency_needs_the_live_edge_and_every_track_chunked() -> None:

@@ -182,6 +182,18 @@ async def test_only_a_chunked_segment_in_progress_is_streamed() -> None:
     assert script.now_s == 0  # none of them waited
 
 
+async def test_a_segment_after_a_hole_is_streamed() -> None:
+    """Chunks 9-11 never came: segment 8 ended after one chunk, and segment 12 (one chunk so far)
+    starts after the hole. The track is still chunked (its earlier segments were), so segment 12
+    streams, as the LL-DASH MPD that lists it in progress promises."""
+    script = Script()
+    for k in [*range(9), 12]:
+        script.commit(k)
+    assert script.timeline.segment_at(12 * CHUNK) is not None
+    assert await progressive.in_progress(script.feed(12 * CHUNK), wait_s=2) is True
+    assert script.now_s == 0
+
+
 async def test_an_unchunked_track_is_never_streamed() -> None:
     script = Script()
     whole = TrackTimeline()

@@ -140,3 +140,14 @@ def test_overlapping_matches_a_linear_scan(durations: list[int], start: int, len
     line = TrackTimeline(es)
     end = start + length
     assert line.overlapping(start, end) == tuple(e for e in es if e.end_time > start and e.decode_time < end)
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=30),
+    st.integers(min_value=-20, max_value=600),
+    st.integers(min_value=0, max_value=40),
+)
+def test_preceding_matches_a_linear_scan(durations: list[int], time: int, count: int) -> None:
+    es = entries(durations, [True] * len(durations), target=100, start=7)
+    before = [e for e in es if e.decode_time < time]
+    assert TrackTimeline(es).preceding(time, count) == tuple(before[max(0, len(before) - count) :])
