@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -35,7 +34,7 @@ import httpx
 
 from bench.procs import stop_process_group, wait_for_port
 from services.shared.metrics import quantile
-from tests.e2e.origin import wait_until_answers
+from tests.e2e.origin import serve_argv, wait_until_answers
 from tests.integration.servers import free_ports, running_cassandra
 from tests.media.builders import make_fragment, make_header
 
@@ -95,17 +94,7 @@ async def _measure(ingest_url: str, playlist_url: str, parts: int) -> tuple[floa
 
 @contextlib.contextmanager
 def _node(args: list[str], port: int, log: Path) -> Iterator[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "services.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *args,
-    ]
+    argv = serve_argv(port, *args)
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True

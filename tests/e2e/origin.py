@@ -65,6 +65,12 @@ class Origin:
     log_path: Path
 
 
+def serve_argv(port: int, *args: str) -> list[str]:
+    """The command line of a ``headwater serve`` on 127.0.0.1:``port`` logging warnings only."""
+    head = [sys.executable, "-m", "services.cli", "serve", "--port", str(port)]
+    return [*head, "--log-level", "warning", *args]
+
+
 @contextlib.contextmanager
 def running_origin(
     data_dir: Path,
@@ -78,19 +84,7 @@ def running_origin(
     env = {**os.environ, **(extra_env or {})}
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--log-level",
-                "warning",
-                *args,
-            ],
+            serve_argv(port, "--data-dir", str(data_dir), *args),
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
