@@ -121,9 +121,10 @@ def low_latency(channel: ChannelView) -> LowLatency | None:
         return None
     longest = 0
     for track in channel.tracks:
-        if not any(len(segment.fragments) >= 2 for segment in track.segments[-LL_RECENT_SEGMENTS:]):
+        recent_complete = track.segments[-LL_RECENT_SEGMENTS:]
+        if not any(len(segment.fragments) >= 2 for segment in recent_complete):
             return None
-        recent = [*track.segments[-LL_RECENT_SEGMENTS:], *([track.partial] if track.partial else [])]
+        recent = [*recent_complete, *([track.partial] if track.partial else [])]
         for segment in recent:
             for fragment in segment.fragments:
                 longest = max(longest, -(-fragment.duration_ticks * 1000 // track.timescale))

@@ -122,7 +122,7 @@ def part_schedule(channel: ChannelView, target_s: int) -> PartSchedule | None:
         recent_complete = track.segments[-RECENT_SEGMENTS:]
         if not any(len(parts_of(segment, track.timescale)) >= 2 for segment in recent_complete):
             return None
-        recent = [*track.segments[-RECENT_SEGMENTS:], *([track.partial] if track.partial else [])]
+        recent = [*recent_complete, *([track.partial] if track.partial else [])]
         timescale = track.timescale
         for segment in recent:
             for part in complete_parts(track, segment):
