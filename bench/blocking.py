@@ -33,10 +33,10 @@ from pathlib import Path
 import httpx
 
 from bench.procs import stop_process_group, wait_for_port
+from services.shared.media.synthetic import make_fragment, make_header
 from services.shared.metrics import quantile
 from tests.e2e.origin import serve_argv, wait_until_answers
 from tests.integration.servers import free_ports, running_cassandra
-from tests.media.builders import make_fragment, make_header
 
 CHANNEL = "blocking"
 TRACK = "v"

@@ -39,7 +39,7 @@ import httpx
 
 from bench.collapse_server import running_server
 from bench.publish import LatencySummary, summarize
-from tests.media.builders import make_fragment, make_header
+from services.shared.media.synthetic import make_fragment, make_header
 
 V_TS, A_TS = 90_000, 48_000
 PARTS = 10  # fragments of a collapse segment (0.2 s each)

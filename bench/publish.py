@@ -39,8 +39,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from services.shared.media.synthetic import make_fragment, make_header
 from services.shared.metrics import quantile
-from tests.media.builders import make_fragment, make_header
 
 TRACK = "v"
 TIMESCALE = 90_000

@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the repository importable
 
 from services.shared.media.errors import MediaError  # noqa: E402
 from services.shared.media.reader import CmafReader  # noqa: E402
-from tests.media.builders import audio_entry, make_fragment, make_header, make_stream  # noqa: E402
+from services.shared.media.synthetic import audio_entry, make_fragment, make_header, make_stream  # noqa: E402
 
 LIMITS = (64, 1024, 4096, 65536, 64 * 1024 * 1024)
 STEPS = (1, 2, 3, 7, 8, 15, 16, 100, 188, 1000, 4096)

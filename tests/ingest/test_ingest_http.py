@@ -18,8 +18,8 @@ from services.node import Node, create_app
 from services.settings import Settings
 from services.shared.channels import AuthConfig, ChannelConfig
 from services.shared.media.boxes import TrackExtendsBox
+from services.shared.media.synthetic import make_fragment, make_header, make_header_of, make_trak, video_entry
 from tests.asgi import call
-from tests.media.builders import make_fragment, make_header, make_header_of, make_trak, video_entry
 
 TS = 90000
 SAMPLE = 3600  # 25 fps

@@ -16,9 +16,9 @@ import m3u8
 from services.cluster import topology as topo
 from services.cluster.probes import port_in_use, start_time
 from services.cluster.runner import REPO_ROOT
+from services.shared.media.synthetic import make_fragment, make_header
 from tests.cluster.harness import Cluster, running_cluster
 from tests.integration.servers import CassandraServer, free_ports
-from tests.media.builders import make_fragment, make_header
 
 TS = 90_000
 FRAGMENT_TICKS = 2 * TS

@@ -17,9 +17,9 @@ import m3u8
 import pytest
 
 from services.demo import AUDIO, LADDER, long_post_command, run_pusher, stop_pusher, wallclock_offset_s
+from services.shared.media.synthetic import make_fragment, make_header
 from tests.e2e.origin import Origin, running_origin
 from tests.integration.servers import CassandraServer, MemcachedServer
-from tests.media.builders import make_fragment, make_header
 
 TS = 90_000
 FRAGMENT_TICKS = 2 * TS

@@ -19,6 +19,7 @@ from services.settings import Settings
 from services.shared.announce import AnnounceSender, listen
 from services.shared.channels import ChannelConfig, TrackRecord
 from services.shared.follow import AnnouncingSignal, FollowedStore, Follower
+from services.shared.media.synthetic import make_fragment, make_header
 from services.shared.signal import LocalSignal
 from services.shared.store.cassandra import CassandraStore
 from services.shared.store.index import Learned
@@ -27,7 +28,6 @@ from services.shared.timeline import FragmentEntry
 from tests.asgi import call
 from tests.integration.conftest import StoreFactory
 from tests.integration.servers import CassandraServer
-from tests.media.builders import make_fragment, make_header
 from tests.shared.entries import INFO
 
 SECOND = 90000  # ticks

@@ -12,6 +12,7 @@ from services.ingest.app import IngestApp
 from services.ingest.service import IngestService
 from services.packager.service import PackagerService
 from services.packager.ts_cache import product_key, ts_inputs
+from services.shared.media.synthetic import make_header
 from services.shared.metrics import Metrics
 from services.shared.signal import LocalSignal
 from services.shared.store.write_through import WriteThroughStore, packaged_key
@@ -19,7 +20,6 @@ from tests.asgi import call
 from tests.integration.conftest import WriteThroughFactory
 from tests.integration.servers import MemcachedServer
 from tests.integration.test_memcache import flip_byte, holders
-from tests.media.builders import make_header
 from tests.packager.test_ts_cache import A_TS, AUDIO_FRAGMENT, REORDER, V_TS, aac, video
 
 SAMPLE_BYTES = 12_000  # 50 video samples: a 600 KB segment, two memcached chunks

@@ -19,7 +19,7 @@ from services.shared.media.codecs import (
     parse_esds,
 )
 from services.shared.media.errors import MalformedBox, UnsupportedCodec
-from tests.media.builders import (
+from services.shared.media.synthetic import (
     ASC_AAC_LC_48K_STEREO,
     AVCC_HIGH_31,
     HVCC_MAIN_L93,

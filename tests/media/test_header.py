@@ -15,7 +15,7 @@ from services.shared.media.boxes import (
 )
 from services.shared.media.errors import MalformedBox, MissingHeader, UnsupportedCodec
 from services.shared.media.header import parse_header, single_track_header
-from tests.media.builders import (
+from services.shared.media.synthetic import (
     AVCC_HIGH_31,
     audio_entry,
     make_header,

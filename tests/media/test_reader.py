@@ -33,7 +33,14 @@ from services.shared.media.errors import (
 from services.shared.media.header import parse_header
 from services.shared.media.models import CmafFragment, CmafHeader
 from services.shared.media.reader import CmafReader, Event, FragmentReceived, HeaderReceived
-from tests.media.builders import make_fragment, make_header, make_header_of, make_moof, make_stream, make_trak
+from services.shared.media.synthetic import (
+    make_fragment,
+    make_header,
+    make_header_of,
+    make_moof,
+    make_stream,
+    make_trak,
+)
 
 
 def read_all(data: bytes, *, chunk: int | None = None, reader: CmafReader | None = None) -> list[Event]:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from services.shared.media.errors import MediaError
 from services.shared.media.reader import CmafReader, Event
-from tests.media.builders import audio_entry, make_fragment, make_header
+from services.shared.media.synthetic import audio_entry, make_fragment, make_header
 
 HEADER_SLACK = 16  # a partial box header beyond the current run
 

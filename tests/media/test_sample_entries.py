@@ -20,7 +20,7 @@ from services.shared.media.boxes import (
     parse_boxes,
     serialize,
 )
-from tests.media.builders import (
+from services.shared.media.synthetic import (
     ASC_AAC_LC_48K_STEREO,
     AVCC_HIGH_31,
     HVCC_MAIN_L93,

@@ -10,8 +10,8 @@ import m3u8
 import pytest
 
 from services.packager import hls, hls_ts
+from services.shared.media.synthetic import make_fragment, make_header
 from tests.asgi import Reply
-from tests.media.builders import make_fragment, make_header
 from tests.media.ts.packets import continuity_errors, packets
 
 from .streams import assert_golden, audio, channel, golden_channel, video_360

@@ -18,7 +18,7 @@ import pytest
 from services.packager import llhls
 from services.packager.errors import BadRequest
 from services.shared.channels import ChannelConfig
-from tests.media.builders import make_fragment, make_header
+from services.shared.media.synthetic import make_fragment, make_header
 from tests.packager.test_playback import EPOCH_MS, Clock, Origin, make_origin
 
 V_TS, A_TS = 90_000, 48_000

@@ -15,11 +15,11 @@ from services.packager.app import PlaybackApp
 from services.packager.service import PackagerService
 from services.shared.auth import sign_token
 from services.shared.channels import AuthConfig, ChannelConfig
+from services.shared.media.synthetic import make_fragment, make_header
 from services.shared.metrics import Metrics
 from services.shared.signal import LocalSignal
 from services.shared.store.embedded import EmbeddedStore
 from tests.asgi import Reply, call
-from tests.media.builders import make_fragment, make_header
 
 EPOCH_MS = 1_800_000_000_000
 V_TS, A_TS = 90_000, 48_000

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from services.shared.channels import ChannelConfig
-from tests.media.builders import make_fragment, make_header
+from services.shared.media.synthetic import make_fragment, make_header
 from tests.packager.test_playback import EPOCH_MS, Clock, Origin, make_origin
 
 CHUNK = 9000  # 0.1 s at 90 kHz

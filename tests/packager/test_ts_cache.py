@@ -20,13 +20,13 @@ from services.packager.state import Rendered
 from services.packager.ts_cache import TsSegments, product_key, ts_inputs
 from services.packager.ts_output import TsInputs, mux_inputs, mux_video_variant, presentation_interval
 from services.shared.cache import LruCache, SingleFlight
+from services.shared.media.synthetic import make_fragment, make_header
 from services.shared.media.ts.cmaf import concatenate, fragment_samples
 from services.shared.metrics import Metrics
 from services.shared.signal import LocalSignal
 from services.shared.store.embedded import EmbeddedStore
 from services.shared.store.packaged import packaged_cache
 from tests.asgi import call
-from tests.media.builders import make_fragment, make_header
 
 from .test_hls_ts import nal_samples
 from .test_playback import EPOCH_MS, Clock

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from services.shared.media.errors import MalformedBox
 from services.shared.media.header import parse_header
 from services.shared.media.reader import CmafReader, FragmentReceived, HeaderReceived
+from services.shared.media.synthetic import make_fragment, make_header, payload_of
 from services.shared.media.ts.cmaf import concatenate, fragment_samples
 
-from ..builders import make_fragment, make_header, payload_of
 from ..conftest import Encoded
 from .cmaf_input import read_track
 

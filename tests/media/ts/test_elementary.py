@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from services.shared.media.errors import MalformedBox, UnsupportedCodec
+from services.shared.media.synthetic import AVCC_HIGH_31
 from services.shared.media.ts.adts import adts_for
 from services.shared.media.ts.annexb import H264_AUD, HEVC_AUD, START_CODE, avc_annex_b, hevc_annex_b
-
-from ..builders import AVCC_HIGH_31
 
 SPS = b"\x67\x64\x00\x1f\xac"
 PPS = b"\x68\xee\x3c\x80"

@@ -1,4 +1,5 @@
-"""Valid CMAF headers and fragments made in code with the media writer, for fast tests.
+"""Valid CMAF headers and fragments made in code with the media writer: for tests, benchmarks and
+``headwater selftest`` (a synthetic live stream pushed through a deployed origin).
 
     header = make_header(track_id=1, handler="vide", timescale=90000)
     fragment = make_fragment(track_id=1, sequence_number=1, decode_time=0, sample_durations=[3000] * 50)
