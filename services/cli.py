@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
+import sys
 from pathlib import Path
 
 from services.cluster import cli as cluster_cli
 from services.settings import Settings
+from services.shared.errors import HeadwaterError
 
 
 def _parser(defaults: Settings) -> argparse.ArgumentParser:
@@ -61,6 +64,46 @@ def _parser(defaults: Settings) -> argparse.ArgumentParser:
         "--announce-port", type=int, default=defaults.announce_port,
         help="UDP port a packager node receives announcements on (default: --port) [HEADWATER_ANNOUNCE_PORT]",
     )  # fmt: skip
+    serve.add_argument(
+        "--peers-refresh-s", type=float, default=defaults.peers_refresh_s,
+        help="re-resolve --packagers this often, e.g. a headless Service listing every packager pod;"
+        " 0 = once at start [HEADWATER_PEERS_REFRESH_S]",
+    )  # fmt: skip
+    serve.add_argument(
+        "--store-wait-s", type=float, default=defaults.store_wait_s,
+        help="at start, retry opening the store this long (Cassandra starting, schema not made yet)"
+        " [HEADWATER_STORE_WAIT_S]",
+    )  # fmt: skip
+    serve.add_argument(
+        "--no-create-schema", action="store_true",
+        help="do not create the keyspace and tables: `headwater schema` does [HEADWATER_CREATE_SCHEMA=0]",
+    )  # fmt: skip
+    serve.add_argument(
+        "--drain-s", type=float, default=defaults.drain_s,
+        help="on SIGTERM, answer /readyz 503 this long before closing the listener [HEADWATER_DRAIN_S]",
+    )  # fmt: skip
+    schema = sub.add_parser(
+        "schema",
+        help="create the Cassandra keyspace and tables if absent, then exit (a deployment's schema job)",
+        description="Settings as for serve, from HEADWATER_CASSANDRA_* and HEADWATER_STORE_WAIT_S.",
+    )
+    schema.add_argument("--cassandra", default=",".join(defaults.cassandra_hosts), help="contact points")
+    schema.add_argument("--cassandra-port", type=int, default=defaults.cassandra_port)
+    schema.add_argument("--keyspace", default=defaults.cassandra_keyspace)
+    schema.add_argument(
+        "--replication-factor", type=int, default=defaults.cassandra_replication_factor,
+        help="SimpleStrategy replication factor of a new keyspace [HEADWATER_CASSANDRA_RF]",
+    )  # fmt: skip
+    schema.add_argument(
+        "--wait-s", type=float, default=defaults.store_wait_s or 300.0,
+        help="retry this long while Cassandra is not reachable [HEADWATER_STORE_WAIT_S, else 300]",
+    )  # fmt: skip
+    selftest = sub.add_parser(
+        "selftest",
+        help="push a short synthetic stream to an origin, fetch its playlists and a segment (helm test)",
+    )
+    selftest.add_argument("--url", default="http://127.0.0.1:8080", help="the origin (or its router)")
+    selftest.add_argument("--channel", default="selftest", help="channel to push (created on first ingest)")
     cluster_cli.add_parser(sub)
     return parser
 
@@ -86,8 +129,24 @@ def main(argv: list[str] | None = None) -> None:
             role=args.role,
             packagers=tuple(p.strip() for p in args.packagers.split(",") if p.strip()),
             announce_port=args.announce_port,
+            peers_refresh_s=args.peers_refresh_s,
+            store_wait_s=args.store_wait_s,
+            create_schema=defaults.create_schema and not args.no_create_schema,
+            drain_s=args.drain_s,
         )
         serve(settings)
+    elif args.command == "schema":
+        settings = dataclasses.replace(
+            defaults,
+            cassandra_hosts=tuple(h for h in args.cassandra.split(",") if h),
+            cassandra_port=args.cassandra_port,
+            cassandra_keyspace=args.keyspace,
+            cassandra_replication_factor=args.replication_factor,
+            store_wait_s=args.wait_s,
+        )
+        raise SystemExit(schema_command(settings))
+    elif args.command == "selftest":
+        raise SystemExit(selftest_command(args.url, args.channel))
     elif args.command == "cluster":
         raise SystemExit(cluster_cli.run(args))
 
@@ -95,13 +154,13 @@ def main(argv: list[str] | None = None) -> None:
 def serve(settings: Settings) -> None:
     import uvicorn  # noqa: PLC0415 - only the serve command needs the server
 
+    from services.draining import DrainingServer  # noqa: PLC0415
     from services.node import create_app  # noqa: PLC0415
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    uvicorn.run(
-        create_app(settings),
+    _configure_logging(settings)
+    node = create_app(settings)
+    config = uvicorn.Config(
+        node,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -109,6 +168,48 @@ def serve(settings: Settings) -> None:
         http="httptools",
         loop="uvloop",
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=FINISH_S,
+    )
+    DrainingServer(config, drain=node.drain, drain_s=settings.drain_s).run()
+
+
+#: Once the listener is closed, how long requests in flight (blocking reloads, streamed LL-DASH
+#: segments, a Streams() POST) may take to finish before they are cut. A deployment's termination
+#: grace period is the drain time plus more than this.
+FINISH_S = 15
+
+
+def schema_command(settings: Settings) -> int:
+    from services.node import create_schema  # noqa: PLC0415 - loads the Cassandra driver
+
+    _configure_logging(settings)
+    try:
+        asyncio.run(create_schema(settings))
+    except HeadwaterError as exc:
+        print(f"headwater schema: {exc}", file=sys.stderr)
+        return 1
+    print(f"keyspace {settings.cassandra_keyspace} and its tables are in place")
+    return 0
+
+
+def selftest_command(url: str, channel: str) -> int:
+    from services import selftest  # noqa: PLC0415
+
+    try:
+        outcome = selftest.run(url, channel)
+    except selftest.SelftestFailed as exc:
+        print(f"selftest FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"selftest ok: {url} took a synthetic stream on channel {channel!r} and served a playlist of"
+        f" {outcome.segments} segments and a {outcome.segment_bytes}-byte segment in {outcome.seconds:.1f} s"
+    )
+    return 0
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
 
 

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from services.control.app import create_control_app
 from services.ingest.app import IngestApp
@@ -28,14 +32,19 @@ from services.packager.service import PackagerService
 from services.settings import Settings
 from services.shared.announce import AnnounceSender, Listening, listen
 from services.shared.asgi import ASGIApp, Receive, Scope, Send, respond_text
-from services.shared.errors import HeadwaterError
+from services.shared.drain import Drain
+from services.shared.errors import HeadwaterError, StoreError
 from services.shared.follow import AnnouncingSignal, FollowedStore, Follower
 from services.shared.metrics import Metrics
 from services.shared.signal import LocalSignal, Signal
 from services.shared.store.base import Store
 from services.shared.store.embedded import EmbeddedStore
 
+if TYPE_CHECKING:
+    from services.shared.store.cassandra import CassandraStore
+
 log = logging.getLogger("headwater")
+_STORE_RETRY_S = 1.0
 
 
 def create_store(settings: Settings) -> Store:
@@ -48,21 +57,32 @@ def create_store(settings: Settings) -> Store:
 
 def _cassandra_store(settings: Settings) -> Store:
     # imported here: the embedded default never loads the Cassandra and memcached drivers
-    from services.shared.store.cassandra import CassandraStore  # noqa: PLC0415
     from services.shared.store.memcache import ChunkedCache  # noqa: PLC0415
     from services.shared.store.write_through import WriteThroughStore  # noqa: PLC0415
 
-    durable = CassandraStore(
+    durable = _cassandra(settings)
+    if not settings.memcached_nodes:
+        return durable
+    replicas = min(settings.memcached_replicas, len(settings.memcached_nodes))
+    return WriteThroughStore(durable, ChunkedCache(settings.memcached_nodes, replicas=replicas))
+
+
+async def create_schema(settings: Settings) -> None:
+    """``headwater schema``: the keyspace and tables, made once (retrying while Cassandra starts)."""
+    await _retry_store(_cassandra(settings).create_schema, settings.store_wait_s)
+
+
+def _cassandra(settings: Settings) -> CassandraStore:
+    from services.shared.store.cassandra import CassandraStore  # noqa: PLC0415
+
+    return CassandraStore(
         contact_points=settings.cassandra_hosts,
         port=settings.cassandra_port,
         keyspace=settings.cassandra_keyspace,
         replication={"class": "SimpleStrategy", "replication_factor": settings.cassandra_replication_factor},
         consistency=settings.cassandra_consistency,
+        create_schema=settings.create_schema,
     )
-    if not settings.memcached_nodes:
-        return durable
-    replicas = min(settings.memcached_replicas, len(settings.memcached_nodes))
-    return WriteThroughStore(durable, ChunkedCache(settings.memcached_nodes, replicas=replicas))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -72,19 +92,33 @@ class ClusterLink:
     sender: AnnounceSender
     follower: Follower
     listen_at: tuple[str, int] | None  # None: this node receives no announcements (ingest role)
+    refresh_s: float = 0.0  # re-resolve the packagers this often (0: once, at start)
     listening: Listening | None = None
+    _refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.sender.open()
+        # A re-resolved peer list (a headless Service) may be empty at start: no error then.
+        await self.sender.open(strict=self.refresh_s <= 0)
         if self.listen_at is not None:
             self.listening = await listen(*self.listen_at, self.follower.handle)
         self.follower.start()
+        if self.refresh_s > 0:
+            self._refresher = asyncio.create_task(self._refresh_forever())
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         await self.follower.close()
         if self.listening is not None:
             self.listening.close()
         self.sender.close()
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            await self.sender.resolve()
 
 
 @dataclass(slots=True)
@@ -96,6 +130,7 @@ class Node:
     playback: ASGIApp
     control: ASGIApp
     cluster: ClusterLink | None = None
+    drain: Drain = dataclasses.field(default_factory=Drain)
     _sweeper: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,7 +161,7 @@ class Node:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self.store.open()
+                    await _retry_store(self.store.open, self.settings.store_wait_s)
                     await self._start_cluster()
                 except Exception as exc:  # report any start failure to the server, then stop
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -166,6 +201,26 @@ class Node:
                 log.warning("retention sweep failed: %s", exc)
 
 
+async def _retry_store(action: Callable[[], Awaitable[None]], wait_s: float) -> None:
+    """Run ``action`` (open the store, make the schema), retrying for up to ``wait_s`` while the
+    store is unreachable or its schema is not made yet: a deployment's nodes start beside Cassandra
+    and the job that creates the keyspace."""
+    deadline = time.monotonic() + wait_s
+    last = ""
+    while True:
+        try:
+            await action()
+            return
+        except StoreError as exc:
+            if time.monotonic() + _STORE_RETRY_S > deadline:
+                raise
+            if str(exc) != last:
+                left = deadline - time.monotonic()
+                log.warning("store not ready, retrying for up to %.0f s: %s", left, exc)
+                last = str(exc)
+        await asyncio.sleep(_STORE_RETRY_S)
+
+
 async def _no_role(send: Send, role: str) -> None:
     await respond_text(send, 404, f"this node has no {role} role", [(b"cache-control", b"no-store")])
 
@@ -185,6 +240,7 @@ def _cluster_link(settings: Settings, store: Store, local: LocalSignal) -> Clust
         sender=AnnounceSender(settings.packagers, sender=sender_id),
         follower=Follower(store, local, sender=sender_id, timelines=settings.serves_packager),
         listen_at=listen_at,
+        refresh_s=settings.peers_refresh_s,
     )
 
 
@@ -209,12 +265,16 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Node:
         ),
     )
     packager = PackagerService(store=store, signal=signal, metrics=metrics)
+    drain = Drain()
     return Node(
         settings=settings,
         store=store,
         metrics=metrics,
         ingest=IngestApp(ingest),
         playback=PlaybackApp(packager),
-        control=create_control_app(store=store, signal=signal, metrics=metrics, admin_key=settings.admin_key),
+        control=create_control_app(
+            store=store, signal=signal, metrics=metrics, admin_key=settings.admin_key, drain=drain
+        ),
         cluster=cluster,
+        drain=drain,
     )

@@ -29,6 +29,13 @@ class Settings:
     role: str = "all"  # HEADWATER_ROLE: all | ingest | packager
     packagers: tuple[str, ...] = ()  # HEADWATER_PACKAGERS: host:port of the nodes to announce to
     announce_port: int | None = None  # HEADWATER_ANNOUNCE_PORT: UDP port to listen on; None = port
+    #: HEADWATER_PEERS_REFRESH_S: re-resolve --packagers this often (a headless Service's pods); 0 = once
+    peers_refresh_s: float = 0.0
+    create_schema: bool = True  # HEADWATER_CREATE_SCHEMA=0: the keyspace is made by `headwater schema`
+    #: HEADWATER_STORE_WAIT_S: at start, retry opening the store (Cassandra up, schema made) this long
+    store_wait_s: float = 0.0
+    #: HEADWATER_DRAIN_S: on SIGTERM answer /readyz 503 this long before closing the listener
+    drain_s: float = 0.0
 
     @property
     def clustered(self) -> bool:
@@ -72,6 +79,10 @@ class Settings:
             role=get("ROLE") or base.role,
             packagers=_csv(get("PACKAGERS")) or base.packagers,
             announce_port=int(port) if (port := get("ANNOUNCE_PORT")) else base.announce_port,
+            peers_refresh_s=float(get("PEERS_REFRESH_S") or base.peers_refresh_s),
+            create_schema=(get("CREATE_SCHEMA") or "1").lower() not in ("0", "false", "no"),
+            store_wait_s=float(get("STORE_WAIT_S") or base.store_wait_s),
+            drain_s=float(get("DRAIN_S") or base.drain_s),
         )
 
 

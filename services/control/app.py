@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from services.packager.window import wall_ms
 from services.shared.channels import AuthConfig, ChannelConfig, validate_name
+from services.shared.drain import Drain
 from services.shared.errors import HeadwaterError, InvalidName, StoreError
 from services.shared.metrics import Metrics
 from services.shared.signal import Signal
@@ -90,7 +91,9 @@ def require_admin(request: Request, authorization: Annotated[str | None, Header(
 Admin = Annotated[None, Depends(require_admin)]
 
 
-def create_control_app(*, store: Store, signal: Signal, metrics: Metrics, admin_key: str | None) -> FastAPI:
+def create_control_app(
+    *, store: Store, signal: Signal, metrics: Metrics, admin_key: str | None, drain: Drain | None = None
+) -> FastAPI:
     app = FastAPI(title="Headwater control API", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.admin_key = admin_key
 
@@ -134,6 +137,8 @@ def create_control_app(*, store: Store, signal: Signal, metrics: Metrics, admin_
 
     @app.get("/readyz", response_class=PlainTextResponse)
     async def readyz() -> Response:
+        if drain is not None and drain.draining:
+            return PlainTextResponse("draining: shutting down", status_code=503)
         try:
             await store.ping()
         except HeadwaterError as exc:

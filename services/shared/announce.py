@@ -184,27 +184,55 @@ def parse_address(address: str) -> tuple[str, int]:
 
 class AnnounceSender:
     """Sends each announcement to every peer, best effort: a datagram that cannot go is dropped
-    (and counted), never waited for; the receivers' refresh makes up for it."""
+    (and counted), never waited for; the receivers' refresh makes up for it.
+
+    A peer name may stand for several nodes: every address it resolves to is a target (on Kubernetes
+    ``--packagers`` names the packagers' headless Service, whose DNS answer lists every ready packager
+    pod). ``resolve()`` re-reads the names; the node calls it every ``--peers-refresh-s`` so packagers
+    that start, move or turn unready are followed. Sending never waits on DNS: it uses the last answer.
+    """
 
     def __init__(self, peers: Sequence[str], *, sender: int) -> None:
         self._peers = [parse_address(p) for p in peers]
         self.sender = sender
+        self._resolved: dict[tuple[str, int], list[tuple[int, Any]]] = {}  # peer -> (family, address)
         self._targets: list[tuple[socket.socket, Any]] = []
         self._sockets: dict[int, socket.socket] = {}
         self.sent = 0
         self.dropped = 0
 
-    async def open(self) -> None:
-        """Resolve the peers (once: announcing never waits on DNS) and open a socket per family."""
+    @property
+    def targets(self) -> tuple[Any, ...]:
+        """The socket addresses announcements go to now."""
+        return tuple(address for _, address in self._targets)
+
+    async def open(self, *, strict: bool = True) -> None:
+        """Resolve the peers; with ``strict`` a name that does not resolve is an error (a fixed peer
+        list at start-up), without it the name has no target until a later ``resolve()``."""
+        await self.resolve(strict=strict)
+
+    async def resolve(self, *, strict: bool = False) -> None:
+        """Re-read every peer's addresses. A name that fails to resolve raises with ``strict``;
+        otherwise it keeps its previous addresses (a DNS hiccup must not silence the fan-out)."""
         loop = asyncio.get_running_loop()
         for host, port in self._peers:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-            family, _, _, _, address = infos[0]
-            sock = self._sockets.get(family)
-            if sock is None:
-                sock = self._sockets[family] = socket.socket(family, socket.SOCK_DGRAM)
-                sock.setblocking(False)
-            self._targets.append((sock, address))
+            try:
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                if strict:
+                    raise
+                log.warning("peer %s:%d did not resolve (keeping its last addresses): %s", host, port, exc)
+                continue
+            self._resolved[(host, port)] = [(info[0], info[4]) for info in infos]
+        targets: dict[Any, socket.socket] = {}
+        for addresses in self._resolved.values():
+            for family, address in addresses:
+                sock = self._sockets.get(family)
+                if sock is None:
+                    sock = self._sockets[family] = socket.socket(family, socket.SOCK_DGRAM)
+                    sock.setblocking(False)
+                targets.setdefault(address, sock)
+        self._targets = [(sock, address) for address, sock in targets.items()]
 
     def send(self, announcement: Announcement) -> None:
         data = encode(announcement, sender=self.sender)
@@ -222,6 +250,7 @@ class AnnounceSender:
             sock.close()
         self._sockets.clear()
         self._targets.clear()
+        self._resolved.clear()
 
 
 class _Listener(asyncio.DatagramProtocol):

@@ -219,3 +219,47 @@ def test_a_listener_survives_any_datagrams(datagrams: list[bytes]) -> None:
     for data in datagrams:
         listener.datagram_received(data, ("127.0.0.1", 9))
     assert listener.received + listener.rejected == len(datagrams) == len(handled) + listener.rejected
+
+
+async def test_a_peer_name_fans_out_to_every_address_and_follows_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A headless Service's name: every address it resolves to gets the announcement; a new answer
+    moves the fan-out; a failed lookup keeps the last answer; at start an unresolved name is no error."""
+    got: dict[str, list[Datagram]] = {"127.0.0.1": [], "127.0.0.2": []}
+    first = await listen("127.0.0.1", 0, got["127.0.0.1"].append)
+    port = first.port
+    second = await listen("127.0.0.2", port, got["127.0.0.2"].append)
+    answer: list[str] | None = None  # None: the name does not resolve
+
+    async def getaddrinfo(host: str, p: int, **_: Any) -> list[tuple[Any, ...]]:
+        assert host == "packagers.headless.test" and p == port
+        if answer is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", (a, p)) for a in answer]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    sender = AnnounceSender([f"packagers.headless.test:{port}"], sender=5)
+
+    async def announce(channel: str) -> None:
+        sender.send(ChannelChanged(channel=channel))
+        await asyncio.sleep(0.05)
+
+    try:
+        with pytest.raises(socket.gaierror):
+            await sender.open()  # strict: a fixed peer list must resolve
+        await sender.open(strict=False)
+        assert sender.targets == ()
+        answer = ["127.0.0.1", "127.0.0.2"]
+        await sender.resolve()
+        await announce("both")
+        answer = ["127.0.0.2"]
+        await sender.resolve()
+        await announce("second")
+        answer = None
+        await sender.resolve()  # a DNS failure keeps the last answer
+        await announce("still")
+    finally:
+        sender.close()
+        first.close()
+        second.close()
+    channels = {address: [d.announcement.channel for d in got[address]] for address in got}
+    assert channels == {"127.0.0.1": ["both"], "127.0.0.2": ["both", "second", "still"]}

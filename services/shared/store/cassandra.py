@@ -54,7 +54,8 @@ def _now_ms() -> int:
 
 
 class CassandraStore:
-    """``Store`` on a Cassandra keyspace (created, with its tables, on ``open()`` if absent)."""
+    """``Store`` on a Cassandra keyspace (created, with its tables, on ``open()`` if absent, unless
+    ``create_schema=False``: then ``create_schema()`` of one process, e.g. a deployment's job, made it)."""
 
     def __init__(
         self,
@@ -68,6 +69,7 @@ class CassandraStore:
         request_timeout_s: float = 2.0,
         local_dc: str | None = None,
         clock_ms: Callable[[], int] = _now_ms,
+        create_schema: bool = True,
     ) -> None:
         if not 0 < chunk_bytes <= _MAX_CHUNK_BYTES:
             raise ValueError(f"chunk_bytes must be in 1..{_MAX_CHUNK_BYTES}, not {chunk_bytes}")
@@ -75,6 +77,7 @@ class CassandraStore:
         self._replication = dict(replication or DEFAULT_REPLICATION)
         self._chunk_bytes = chunk_bytes
         self._clock_ms = clock_ms
+        self._create_schema = create_schema
         self._cql = Cql(
             CqlSettings(
                 contact_points=tuple(contact_points),
@@ -101,15 +104,12 @@ class CassandraStore:
     # lifecycle ---------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, create the keyspace and tables if absent, prepare statements, load the index."""
+        """Connect, create the keyspace and tables if absent (``create_schema``), prepare statements
+        (a ``StoreError`` naming the table when the schema is missing), load the index."""
         await self._cql.connect()
         try:
-            # One DDL statement at a time: concurrent schema changes can disagree across nodes.
-            await self._cql.execute(
-                schema.keyspace_ddl(self._keyspace, self._replication), profile=DDL_PROFILE
-            )
-            for ddl in schema.tables_ddl(self._keyspace):
-                await self._cql.execute(ddl, profile=DDL_PROFILE)
+            if self._create_schema:
+                await self._execute_ddl()
             self._st = await self._cql.prepare(
                 schema.statements(self._keyspace) | schema.sync_statements(self._keyspace),
                 not_idempotent=schema.NOT_IDEMPOTENT,
@@ -122,6 +122,20 @@ class CassandraStore:
 
     async def close(self) -> None:
         await self._cql.close()
+
+    async def create_schema(self) -> None:
+        """Connect, create the keyspace and tables if absent, disconnect (``headwater schema``)."""
+        await self._cql.connect()
+        try:
+            await self._execute_ddl()
+        finally:
+            await self._cql.close()
+
+    async def _execute_ddl(self) -> None:
+        # One DDL statement at a time: concurrent schema changes can disagree across nodes.
+        await self._cql.execute(schema.keyspace_ddl(self._keyspace, self._replication), profile=DDL_PROFILE)
+        for ddl in schema.tables_ddl(self._keyspace):
+            await self._cql.execute(ddl, profile=DDL_PROFILE)
 
     async def ping(self) -> None:
         await self._run("ping")
