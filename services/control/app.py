@@ -6,7 +6,7 @@ import dataclasses
 import time
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -136,13 +136,17 @@ def create_control_app(
         return "ok"
 
     @app.get("/readyz", response_class=PlainTextResponse)
-    async def readyz() -> Response:
+    async def readyz(store_check: bool = Query(True, alias="store")) -> Response:
+        """503 while draining (SIGTERM) or, unless ``?store=0``, while the store does not answer.
+        A deployment's readiness probe asks ``?store=0``: every node shares the store, and a store
+        hiccup must not take every node out of its Services at once (they serve what they hold)."""
         if drain is not None and drain.draining:
             return PlainTextResponse("draining: shutting down", status_code=503)
-        try:
-            await store.ping()
-        except HeadwaterError as exc:
-            return PlainTextResponse(f"store unreachable: {exc}", status_code=503)
+        if store_check:
+            try:
+                await store.ping()
+            except HeadwaterError as exc:
+                return PlainTextResponse(f"store unreachable: {exc}", status_code=503)
         return PlainTextResponse("ready")
 
     @app.get("/metrics", response_class=PlainTextResponse)

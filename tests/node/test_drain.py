@@ -11,8 +11,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from services.node import create_app
 from services.selftest import synthetic_track
+from services.settings import Settings
+from services.shared.errors import StoreUnavailable
+from tests.asgi import call
 from tests.e2e.origin import free_port, serve_argv, stop_server, wait_until_answers
 
 DRAIN_S = 2.0
@@ -63,3 +68,22 @@ def _get_in_thread(url: str, *, delay_s: float) -> _Later:
     later = _Later(url, delay_s)
     later.start()
     return later
+
+
+async def test_readyz_without_the_store_check_ignores_a_dead_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/readyz?store=0`` (a deployment's readiness probe) is about this node only: draining or not."""
+    node = create_app(Settings(data_dir=tmp_path / "data"))
+    await node.store.open()
+    assert (await call(node, "GET", "/readyz")).status == 200
+
+    async def unreachable() -> None:
+        raise StoreUnavailable("cassandra unavailable: NoHostAvailable")
+
+    monkeypatch.setattr(node.store, "ping", unreachable)
+    assert (await call(node, "GET", "/readyz")).status == 503
+    assert (await call(node, "GET", "/readyz?store=0")).status == 200
+    node.drain.begin()
+    assert (await call(node, "GET", "/readyz?store=0")).status == 503
+    await node.store.close()
