@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY ?= python3
 PORT ?= 8080
 
-.PHONY: setup run serve cluster cluster-down test lint typecheck unit e2e bench fuzz clean
+.PHONY: setup run serve cluster cluster-down images k8s k8s-down k8s-build test lint typecheck unit e2e bench fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,20 @@ cluster: setup
 
 cluster-down:
 	headwater cluster down
+
+# Container images (scripts/images/build.sh) and Headwater on a local single-node Kubernetes
+# (scripts/k8s/: built once into ~/.cache/headwater-k8s, router port-forwarded to 127.0.0.1:$(PORT)).
+images:
+	@bash scripts/images/build.sh
+
+k8s:
+	@PORT=$(PORT) bash scripts/k8s/up.sh
+
+k8s-down:
+	@bash scripts/k8s/down.sh
+
+k8s-build:
+	@bash scripts/k8s/build.sh
 
 lint:
 	ruff check services tests fuzz bench
