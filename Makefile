@@ -43,13 +43,13 @@ typecheck:
 	mypy
 
 unit:
-	$(PY) -m pytest -q -m "not e2e"
+	$(PY) -m pytest -q -m "not e2e and not k8s"
 
 e2e:
 	$(PY) -m pytest -q -m e2e
 
 test: setup lint typecheck
-	$(PY) -m pytest -q
+	@PY=$(PY) bash scripts/test.sh
 
 bench: setup
 	$(PY) -m bench.run
