@@ -109,53 +109,22 @@ cp "$here/logback.xml" "$conf_dir/logback.xml"
 
 jamm="$(find "$lib" -maxdepth 1 -name 'jamm-*.jar' | head -1)"
 
-jvm_opts=(
+# Options shared with the Kubernetes image (scripts/cassandra/jvm17-server.options), then this node's own.
+read_jvm_options() {  # FILE: the options of an options file, comment lines skipped, split on blanks
+  local line words
+  while IFS= read -r line; do
+    [[ -z "${line// }" || "$line" == \#* ]] && continue
+    read -r -a words <<<"$line"
+    jvm_opts+=("${words[@]}")
+  done <"$1"
+}
+jvm_opts=()
+read_jvm_options "$here/jvm17-server.options"
+jvm_opts+=(
   # Heap: small, for a 2-core dev box / CI (memtables, caches are sized to it in cassandra.yaml).
   "-Xms${CASSANDRA_HEAP_MIN:-256m}" "-Xmx${CASSANDRA_HEAP:-1g}"
-  # From upstream conf/jvm-server.options (5.0), minus -XX:+AlwaysPreTouch (it commits the whole
-  # heap up front: slower start, more RSS) and -XX:+UseNUMA.
-  -ea -da:net.openhft...
-  -XX:+UseThreadPriorities
-  -XX:+HeapDumpOnOutOfMemoryError "-XX:HeapDumpPath=$data_dir"
-  -XX:+ExitOnOutOfMemoryError
-  -Xss256k
-  -XX:+UseTLAB -XX:+ResizeTLAB
+  "-XX:HeapDumpPath=$data_dir"
   -XX:+PerfDisableSharedMem
-  -Djava.net.preferIPv4Stack=true
-  # Not upstream: C1 JIT only. Halves the CPU a start costs (~8 instead of ~16 CPU-seconds measured
-  # here), which on 2 shared cores is most of the start time; test-sized workloads showed no
-  # measurable loss. For peak throughput: CASSANDRA_JVM_OPTS=-XX:TieredStopAtLevel=4 (last one wins).
-  -XX:TieredStopAtLevel=1
-  # From upstream conf/jvm17-server.options: G1 and the JPMS exports/opens Cassandra needs on JDK 17.
-  -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1 -XX:G1HeapRegionSize=16m
-  -XX:G1RSetUpdatingPauseTimePercent=5 -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
-  -Djdk.attach.allowAttachSelf=true
-  --add-exports java.base/jdk.internal.misc=ALL-UNNAMED
-  --add-exports java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED
-  --add-exports java.rmi/sun.rmi.registry=ALL-UNNAMED
-  --add-exports java.rmi/sun.rmi.server=ALL-UNNAMED
-  --add-exports java.sql/java.sql=ALL-UNNAMED
-  --add-exports java.base/java.lang.ref=ALL-UNNAMED
-  --add-exports jdk.unsupported/sun.misc=ALL-UNNAMED
-  --add-exports jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED
-  --add-exports jdk.attach/sun.tools.attach=ALL-UNNAMED
-  --add-opens java.base/java.lang.module=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.loader=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.ref=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.reflect=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.math=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.module=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.util.jar=ALL-UNNAMED
-  --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED
-  --add-opens java.base/sun.nio.ch=ALL-UNNAMED
-  --add-opens java.base/java.io=ALL-UNNAMED
-  --add-opens java.base/java.lang.reflect=ALL-UNNAMED
-  --add-opens jdk.compiler/com.sun.tools.javac=ALL-UNNAMED
-  --add-opens java.base/java.lang=ALL-UNNAMED
-  --add-opens java.base/java.util=ALL-UNNAMED
-  -Dio.netty.tryReflectionSetAccessible=true
-  -Dio.netty.allocator.useCacheForAllThreads=true
-  -Dio.netty.allocator.maxOrder=11
   # From upstream conf/cassandra-env.sh: the jamm agent (object sizes for memtable accounting).
   "-javaagent:$jamm"
   # Where things are.
@@ -165,16 +134,8 @@ jvm_opts=(
   "-Dlogback.configurationFile=file://$conf_dir/logback.xml"
   "-Dcassandra.triggers_dir=$data_dir/triggers"
   -Dcassandra-foreground=no
-  # No JMX port at all (no cassandra.jmx.*.port): only the CQL and storage ports are opened.
-  # SIGAR's native library is not on Maven Central: Cassandra logs (INFO) that it could not load
-  # it; this only drops the "degraded mode" warning that would follow.
-  -Dcassandra.test.ignore_sigar=true
-  -Dchronicle.analytics.disable=true
-  # Single node, faster boot: nothing to gossip with, no ring to wait for.
-  -Dcassandra.skip_wait_for_gossip_to_settle=0
-  -Dcassandra.ring_delay_ms=1000
+  # Single node: no ring state to load.
   -Dcassandra.load_ring_state=false
-  -Dcassandra.shutdown_announce_in_ms=0
   # Dev/test data: no fsync (commitlog, flushes, schema). Writes still reach the page cache before
   # they are acknowledged (commitlog_sync: batch), so they survive a SIGKILL of the daemon.
   -Dcassandra.skip_sync=true

@@ -167,14 +167,15 @@ make_app() {
 make_cassandra() {
   CASSANDRA_LIB="$ROOT/.cache/cassandra/lib" scripts/cassandra/fetch.sh >/dev/null
   local lib=$ROOT/.cache/cassandra/lib k
-  k=$(key "$(cat "$lib/.fetched")" "$(cat "$HERE"/cassandra/*)" "$(declare -f make_cassandra)")
+  k=$(key "$(cat "$lib/.fetched")" "$(cat "$HERE"/cassandra/* "$ROOT/scripts/cassandra/jvm17-server.options")" "$(declare -f make_cassandra)")
   CASS_DIR=$C/roots/cassandra-$k CASS_LAYER=$C/layers/cassandra-$k.tar.gz
   [ -f "$CASS_LAYER" ] && [ -d "$CASS_DIR" ] && return
   log "cassandra layer: $(find "$lib" -name '*.jar' | wc -l) jars"
   rm -rf "$CASS_DIR" && mkdir -p "$CASS_DIR"/opt/cassandra/{bin,conf,lib} "$CASS_DIR/var/lib/cassandra"
   cp "$lib"/*.jar "$CASS_DIR/opt/cassandra/lib/"
   install -m 755 "$HERE/cassandra/run.sh" "$CASS_DIR/opt/cassandra/bin/run"
-  cp "$HERE/cassandra/cassandra.yaml.in" "$HERE/cassandra/logback.xml" "$CASS_DIR/opt/cassandra/conf/"
+  cp "$HERE/cassandra/cassandra.yaml.in" "$HERE/cassandra/logback.xml" "$ROOT/scripts/cassandra/jvm17-server.options" \
+    "$CASS_DIR/opt/cassandra/conf/"
   chmod -R a+rX,go-w "$CASS_DIR"
   chown "$ID:$ID" "$CASS_DIR/var/lib/cassandra"
   pack "$CASS_DIR" "$CASS_LAYER"

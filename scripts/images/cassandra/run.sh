@@ -41,50 +41,19 @@ printf '%s\n' "$yaml" >"$conf/cassandra.yaml"
 cp "$home/conf/logback.xml" "$conf/logback.xml"
 
 jamm=$(echo "$home"/lib/jamm-*.jar)
-# The JVM flags of scripts/cassandra/start.sh (upstream jvm-server.options + jvm17-server.options, C1
-# only, fast single-node boot), with a smaller heap and a fixed young generation for a small pod.
-jvm_opts=(
+# The JVM options shared with scripts/cassandra/start.sh (conf/jvm17-server.options: upstream
+# jvm-server.options + jvm17-server.options, C1 only, fast boot), then a small pod's own.
+jvm_opts=()
+while IFS= read -r line; do
+  [[ -z "${line// }" || "$line" == \#* ]] && continue
+  read -r -a words <<<"$line"
+  jvm_opts+=("${words[@]}")
+done <"$home/conf/jvm17-server.options"
+jvm_opts+=(
   "-Xms$heap" "-Xmx$heap" "-Xmn${CASSANDRA_HEAP_NEW:-128m}"
-  -ea -da:net.openhft...
-  -XX:+UseThreadPriorities
-  -XX:+HeapDumpOnOutOfMemoryError "-XX:HeapDumpPath=$data"
-  -XX:+ExitOnOutOfMemoryError
-  -Xss256k
-  -XX:+UseTLAB -XX:+ResizeTLAB
+  "-XX:HeapDumpPath=$data"
   # no hsperfdata file in /tmp
   -XX:-UsePerfData
-  -Djava.net.preferIPv4Stack=true
-  # C1 only: half the CPU a start costs; CASSANDRA_JVM_OPTS=-XX:TieredStopAtLevel=4 for peak throughput
-  -XX:TieredStopAtLevel=1
-  -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1
-  -XX:G1RSetUpdatingPauseTimePercent=5 -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
-  -Djdk.attach.allowAttachSelf=true
-  --add-exports java.base/jdk.internal.misc=ALL-UNNAMED
-  --add-exports java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED
-  --add-exports java.rmi/sun.rmi.registry=ALL-UNNAMED
-  --add-exports java.rmi/sun.rmi.server=ALL-UNNAMED
-  --add-exports java.sql/java.sql=ALL-UNNAMED
-  --add-exports java.base/java.lang.ref=ALL-UNNAMED
-  --add-exports jdk.unsupported/sun.misc=ALL-UNNAMED
-  --add-exports jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED
-  --add-exports jdk.attach/sun.tools.attach=ALL-UNNAMED
-  --add-opens java.base/java.lang.module=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.loader=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.ref=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.reflect=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.math=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.module=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.util.jar=ALL-UNNAMED
-  --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED
-  --add-opens java.base/sun.nio.ch=ALL-UNNAMED
-  --add-opens java.base/java.io=ALL-UNNAMED
-  --add-opens java.base/java.lang.reflect=ALL-UNNAMED
-  --add-opens jdk.compiler/com.sun.tools.javac=ALL-UNNAMED
-  --add-opens java.base/java.lang=ALL-UNNAMED
-  --add-opens java.base/java.util=ALL-UNNAMED
-  -Dio.netty.tryReflectionSetAccessible=true
-  -Dio.netty.allocator.useCacheForAllThreads=true
-  -Dio.netty.allocator.maxOrder=11
   "-javaagent:$jamm"
   "-Dcassandra.config=file://$conf/cassandra.yaml"
   "-Dcassandra.storagedir=$data"
@@ -93,13 +62,6 @@ jvm_opts=(
   "-Dcassandra.triggers_dir=$conf/triggers"
   # set (any value): Cassandra keeps stdout/stderr open instead of closing them after start
   -Dcassandra-foreground=yes
-  # no JMX port; no SIGAR (not on Maven Central); no phoning home
-  -Dcassandra.test.ignore_sigar=true
-  -Dchronicle.analytics.disable=true
-  # faster boot of a small cluster (as start.sh); gossip still converges through the seeds
-  -Dcassandra.skip_wait_for_gossip_to_settle=0
-  -Dcassandra.ring_delay_ms=1000
-  -Dcassandra.shutdown_announce_in_ms=0
 )
 [ "${CASSANDRA_SKIP_SYNC:-true}" = true ] && jvm_opts+=(-Dcassandra.skip_sync=true)
 if [ -n "${CASSANDRA_JVM_OPTS:-}" ]; then read -r -a extra <<<"$CASSANDRA_JVM_OPTS"; jvm_opts+=("${extra[@]}"); fi
