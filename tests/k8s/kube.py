@@ -282,6 +282,12 @@ class Supervised:
                 time.sleep(0.1)
             self._stop.wait(1.0)
 
+    def restart(self) -> None:
+        """Stop the running FFmpeg; the supervisor starts a new one (e.g. one whose init segments
+        were refused: FFmpeg's DASH muxer never sends them again)."""
+        if self._proc is not None:
+            stop_pusher(self._proc)
+
     def stop(self) -> None:
         self._stop.set()
         if self._proc is not None:
